@@ -1,0 +1,157 @@
+//! The app ABI: the whole contract between the nginx module and an app library.
+//!
+//! An app library and the module are built separately, each with its own copy of this file, so
+//! only C types cross: `#[repr(C)]` structs, byte slices and `extern "C"` function pointers.
+//!
+//! # Versioning
+//! - [`ABI_VERSION`] changes only on an incompatible change; the module refuses an app whose
+//!   version differs from its own, at configuration time.
+//! - A compatible addition bumps [`ABI_MINOR`] and only appends fields at the end of a struct.
+//!   Each side reads a field added in minor N only if the other side declares a minor >= N: the
+//!   module learns the app's minor from [`AppDescriptor::abi_minor`], the app learns the
+//!   module's from [`Host::abi_minor`]. The module refuses an app that declares a newer minor.
+//!
+//! # One call
+//! For every request the module calls [`AppDescriptor::call`] on the nginx event loop with a
+//! host-owned [`Call`] handle and a [`Request`]. The app must then complete the call exactly
+//! once, with [`Host::respond`] or [`Host::fail`]. It may do so before `call` returns, or later
+//! and from any thread: everything `request` points to stays valid until the call is completed,
+//! and the handle must not be used after. The module owns all the nginx-side work; completing
+//! from another thread only hands the response over, nginx itself is touched on its own loop.
+//!
+//! A [`Response`] and everything it points to belong to the app and must stay valid and
+//! unchanged until the module calls its `release` function, exactly once, on the nginx event
+//! loop: the module sends body bytes straight from the app's memory instead of copying them.
+
+use std::ffi::c_void;
+
+/// Name of the exported static [`AppDescriptor`] that makes a library an app.
+pub const ENTRY_SYMBOL: &str = "ngx_gateway_app";
+
+/// First bytes of every [`AppDescriptor`], so a stray symbol of that name is told apart.
+pub const MAGIC: [u8; 8] = *b"NGXGWAPP";
+
+/// Incompatible-change version of this ABI.
+pub const ABI_VERSION: u32 = 1;
+
+/// Compatible-addition level of this ABI within [`ABI_VERSION`].
+pub const ABI_MINOR: u32 = 0;
+
+/// Body kind of [`Response::body_kind`]: the body is [`Response::body`], sent as is.
+pub const BODY_BYTES: u32 = 0;
+
+/// A borrowed run of bytes; `ptr` may be null when `len` is 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Bytes {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+/// A name and its value: an environ entry or a response header.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Pair {
+    pub name: Bytes,
+    pub value: Bytes,
+}
+
+/// The module's handle on one app call; opaque to the app.
+#[repr(C)]
+pub struct Call {
+    _opaque: [u8; 0],
+}
+
+/// The static an app library exports as [`ENTRY_SYMBOL`]. Reading it runs no app code, so the
+/// nginx master can check an app at configuration time without executing it.
+#[repr(C)]
+pub struct AppDescriptor {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 8],
+    /// Read before anything else and refused unless equal to the module's [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// The app's [`ABI_MINOR`]: which appended fields the app knows.
+    pub abi_minor: u32,
+    /// The app's name (its crate name), for logs.
+    pub name: Bytes,
+    /// Version of the SDK the app was built with, for logs.
+    pub sdk_version: Bytes,
+    /// Handles one request; see the module documentation for the completion rules.
+    pub call: unsafe extern "C" fn(call: *mut Call, request: *const Request),
+}
+
+/// One request, as the module hands it to the app.
+#[repr(C)]
+pub struct Request {
+    pub host: *const Host,
+    /// The gateway environ: CGI/WSGI-style names and their raw byte values.
+    pub environ: *const Pair,
+    pub environ_len: usize,
+}
+
+/// Functions the module provides to the app.
+#[repr(C)]
+pub struct Host {
+    /// The module's [`ABI_MINOR`].
+    pub abi_minor: u32,
+    /// Completes `call` with `response`; the module takes over `response` until its release.
+    pub respond: unsafe extern "C" fn(call: *mut Call, response: *const Response),
+    /// Completes `call` as failed: the client gets a 500 and `message` goes to the error log.
+    /// `message` is copied before this returns.
+    pub fail: unsafe extern "C" fn(call: *mut Call, message: Bytes),
+}
+
+/// What the app answers.
+#[repr(C)]
+pub struct Response {
+    pub status: u16,
+    /// Reason phrase for the status line; empty for nginx's standard one.
+    pub reason: Bytes,
+    pub headers: *const Pair,
+    pub headers_len: usize,
+    /// How to read the body; [`BODY_BYTES`] is the only kind in minor 0.
+    pub body_kind: u32,
+    pub body: Bytes,
+    /// Passed to `release` once the module no longer needs anything this response points to.
+    pub owner: *mut c_void,
+    pub release: unsafe extern "C" fn(owner: *mut c_void),
+}
+
+/// Marks the descriptor shareable: it is immutable and points only to static data.
+unsafe impl Sync for AppDescriptor {}
+
+impl Bytes {
+    pub const EMPTY: Bytes = Bytes { ptr: std::ptr::null(), len: 0 };
+
+    pub const fn from_static(bytes: &'static [u8]) -> Bytes {
+        Bytes { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    pub fn new(bytes: &[u8]) -> Bytes {
+        Bytes { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes (or `len` be 0) for the returned lifetime.
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: non-empty, and the caller vouches for `ptr` and `len`.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+/// Builds a slice from an ABI pointer and length, accepting a null pointer for an empty run.
+///
+/// # Safety
+/// `ptr` must point to `len` initialised values (or `len` be 0) for the returned lifetime.
+pub unsafe fn slice_from_abi<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
+    if len == 0 {
+        &[]
+    } else {
+        // SAFETY: non-empty, and the caller vouches for `ptr` and `len`.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}

@@ -1,0 +1,30 @@
+//! `gateway`: write Rust web apps that nginx serves in-process through ngx-gateway.
+//!
+//! An app is a library crate built as a `cdylib` that exports one handler with [`app!`]:
+//!
+//! ```ignore
+//! fn hello(_request: &gateway::Request) -> &'static str {
+//!     "Hello, World!\n"
+//! }
+//! gateway::app!(hello);
+//! ```
+//!
+//! and nginx serves it from a location: `location /hello { gateway_app /path/libhello.so; }`.
+//! The app and the module share only the C ABI in [`abi`], so they are built separately.
+
+pub mod abi;
+mod export;
+mod request;
+mod response;
+
+pub use http::{self, header, HeaderMap, Method, StatusCode};
+pub use request::{Environ, Request};
+pub use response::{Body, IntoResponse, Response};
+
+/// Version of this SDK, recorded in every app library for the logs.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::dispatch;
+}

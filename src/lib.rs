@@ -1,0 +1,75 @@
+//! ngx_http_gateway_module: serves Rust web apps from inside nginx.
+//!
+//! A request's way through the module:
+//! [`directives`] (`gateway_app` loads the app via [`app_loader`]) -> [`content_handler`]
+//! (builds the [`environ`], calls the app) -> [`response`] (sends what the app answered).
+//! Every entry point nginx calls goes through [`panic_guard`].
+
+mod app_loader;
+mod content_handler;
+mod directives;
+mod environ;
+mod panic_guard;
+mod response;
+
+use std::ptr::{addr_of, null_mut};
+
+use ngx::ffi::{
+    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf};
+use ngx::ngx_string;
+
+/// The module as ngx's configuration helpers know it.
+pub struct Module;
+
+impl HttpModule for Module {
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: the module static is only written by nginx while loading it (its indexes).
+        unsafe { &*addr_of!(ngx_http_gateway_module) }
+    }
+}
+
+// SAFETY: every location configuration of this module is a `directives::LocationConf`, made by
+// `create_loc_conf` below.
+unsafe impl HttpModuleLocationConf for Module {
+    type LocationConf = directives::LocationConf;
+}
+
+static mut COMMANDS: [ngx_command_t; 2] = [
+    ngx_command_t {
+        name: ngx_string!("gateway_app"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(directives::set_gateway_app),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t::empty(),
+];
+
+static CONTEXT: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: None,
+    postconfiguration: None,
+    create_main_conf: None,
+    init_main_conf: None,
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(Module::create_loc_conf),
+    merge_loc_conf: Some(Module::merge_loc_conf),
+};
+
+// A dynamic module built outside nginx's build system exports its own module table.
+ngx::ngx_modules!(ngx_http_gateway_module);
+
+#[used]
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_http_gateway_module: ngx_module_t = ngx_module_t {
+    ctx: addr_of!(CONTEXT) as *mut _,
+    // SAFETY: only the address of the command table is taken.
+    commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
+    type_: NGX_HTTP_MODULE as ngx_uint_t,
+    ..ngx_module_t::default()
+};
