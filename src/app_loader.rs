@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 /// Why a library cannot serve as an app.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot open app library \"{path}\": {source}")]
+    #[error("cannot open app library: {source}")]
     Open { path: PathBuf, source: libloading::Error },
     #[error("\"{path}\" is not a gateway app: it exports no \"{symbol}\" symbol (apps export it with gateway::app!)")]
     MissingEntry { path: PathBuf, symbol: &'static str },
