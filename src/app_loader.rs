@@ -13,15 +13,27 @@ use parking_lot::Mutex;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot open app library: {source}")]
-    Open { path: PathBuf, source: libloading::Error },
+    Open {
+        path: PathBuf,
+        source: libloading::Error,
+    },
     #[error("\"{path}\" is not a gateway app: it exports no \"{symbol}\" symbol (apps export it with gateway::app!)")]
     MissingEntry { path: PathBuf, symbol: &'static str },
     #[error("\"{path}\" is not a gateway app: its \"{symbol}\" symbol is not an app descriptor")]
     BadMagic { path: PathBuf, symbol: &'static str },
     #[error("app library \"{path}\" was built for gateway ABI {found}, this module speaks ABI {expected}: rebuild the app against a matching gateway SDK")]
-    AbiVersion { path: PathBuf, found: u32, expected: u32 },
+    AbiVersion {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     #[error("app library \"{path}\" needs gateway ABI {version}.{found}, this module provides {version}.{provided}: upgrade the module or build the app with an older SDK")]
-    AbiMinor { path: PathBuf, version: u32, found: u32, provided: u32 },
+    AbiMinor {
+        path: PathBuf,
+        version: u32,
+        found: u32,
+        provided: u32,
+    },
 }
 
 /// An opened app library; the descriptor stays valid as long as the library is loaded.
@@ -53,6 +65,12 @@ impl App {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Version of the SDK the app was built with.
+    pub fn sdk_version(&self) -> std::borrow::Cow<'_, str> {
+        // SAFETY: the descriptor's strings are statics of the loaded library.
+        String::from_utf8_lossy(unsafe { self.descriptor().sdk_version.as_slice() })
+    }
 }
 
 /// Libraries opened so far, so that several locations naming one library share one load.
@@ -76,15 +94,23 @@ fn load(path: &Path) -> Result<App, LoadError> {
     // request; RTLD_LOCAL keeps each app's copy of Rust std and the SDK to itself.
     // SAFETY: loading runs the library's initialisers; an app library is trusted code that
     // the operator named in nginx.conf, as with load_module.
-    let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
-        .map_err(|source| LoadError::Open { path: path.to_path_buf(), source })?;
+    let library =
+        unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|source| {
+            LoadError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
 
     // SAFETY: only the address is taken here; it is dereferenced after the checks below.
     let address = unsafe { library.get::<*const abi::AppDescriptor>(abi::ENTRY_SYMBOL.as_bytes()) }
         .map(|symbol| symbol.into_raw())
         .ok()
         .and_then(|raw| NonNull::new(raw.cast::<abi::AppDescriptor>()))
-        .ok_or(LoadError::MissingEntry { path: path.to_path_buf(), symbol: abi::ENTRY_SYMBOL })?;
+        .ok_or(LoadError::MissingEntry {
+            path: path.to_path_buf(),
+            symbol: abi::ENTRY_SYMBOL,
+        })?;
 
     // Read the fixed head of the descriptor first; the rest is only read once its version says
     // the layout is ours.
@@ -98,7 +124,10 @@ fn load(path: &Path) -> Result<App, LoadError> {
         )
     };
     if magic != abi::MAGIC {
-        return Err(LoadError::BadMagic { path: path.to_path_buf(), symbol: abi::ENTRY_SYMBOL });
+        return Err(LoadError::BadMagic {
+            path: path.to_path_buf(),
+            symbol: abi::ENTRY_SYMBOL,
+        });
     }
     if version != abi::ABI_VERSION {
         return Err(LoadError::AbiVersion {
@@ -119,5 +148,10 @@ fn load(path: &Path) -> Result<App, LoadError> {
     // SAFETY: the version check above established that this is a v1 descriptor.
     let name_bytes = unsafe { address.as_ref().name.as_slice() };
     let name = String::from_utf8_lossy(name_bytes).into_owned();
-    Ok(App { descriptor: address, name, path: path.to_path_buf(), _library: library })
+    Ok(App {
+        descriptor: address,
+        name,
+        path: path.to_path_buf(),
+        _library: library,
+    })
 }

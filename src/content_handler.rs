@@ -47,10 +47,18 @@ fn handle(r: &mut ngx_http_request_t) -> ngx_int_t {
     let Some(environ) = environ::build(r, conf, &pool) else {
         return INTERNAL_SERVER_ERROR;
     };
-    let request = abi::Request { host: &HOST, environ: environ.as_ptr(), environ_len: environ.len() };
+    let request = abi::Request {
+        host: &HOST,
+        environ: environ.as_ptr(),
+        environ_len: environ.len(),
+    };
 
-    let call = Arc::new(CallState { outcome: Mutex::new(Outcome::Pending) });
-    let handle = Arc::into_raw(Arc::clone(&call)).cast_mut().cast::<abi::Call>();
+    let call = Arc::new(CallState {
+        outcome: Mutex::new(Outcome::Pending),
+    });
+    let handle = Arc::into_raw(Arc::clone(&call))
+        .cast_mut()
+        .cast::<abi::Call>();
     // SAFETY: the descriptor was checked at load; `handle` carries one reference to `call`
     // that the app gives back through `respond` or `fail`, and `request` outlives the call.
     unsafe { (app.descriptor().call)(handle, &request) };
@@ -60,7 +68,12 @@ fn handle(r: &mut ngx_http_request_t) -> ngx_int_t {
     match outcome {
         Outcome::Responded(response) => response::send(r, app, response),
         Outcome::Failed(message) => {
-            ngx_log_error!(NGX_LOG_ERR, log_of(r), "gateway: app \"{}\" failed: {message}", app.name());
+            ngx_log_error!(
+                NGX_LOG_ERR,
+                log_of(r),
+                "gateway: app \"{}\" failed: {message}",
+                app.name()
+            );
             INTERNAL_SERVER_ERROR
         }
         Outcome::Pending | Outcome::Abandoned => {
@@ -118,7 +131,11 @@ struct CallState {
     outcome: Mutex<Outcome>,
 }
 
-static HOST: abi::Host = abi::Host { abi_minor: abi::ABI_MINOR, respond: host_respond, fail: host_fail };
+static HOST: abi::Host = abi::Host {
+    abi_minor: abi::ABI_MINOR,
+    respond: host_respond,
+    fail: host_fail,
+};
 
 /// Takes back the reference the app's handle holds.
 ///
@@ -148,7 +165,10 @@ unsafe extern "C" fn host_respond(call: *mut abi::Call, response: *const abi::Re
         let call = unsafe { take_handle(call) };
         match NonNull::new(response.cast_mut()) {
             Some(response) => complete(call, Outcome::Responded(AppResponse(response))),
-            None => complete(call, Outcome::Failed("the app responded with a null response".into())),
+            None => complete(
+                call,
+                Outcome::Failed("the app responded with a null response".into()),
+            ),
         }
     })
 }

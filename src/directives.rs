@@ -7,12 +7,21 @@ use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_str_t, NGX_LOG_EMERG, NGX_OK};
-use ngx::http::{HttpModuleLocationConf, Merge, MergeConfigError, NgxHttpCoreModule};
+use ngx::http::{
+    HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, NgxHttpCoreModule,
+};
 use ngx::ngx_conf_log_error;
 
 use crate::app_loader::{self, App};
 use crate::content_handler::gateway_content_handler;
 use crate::panic_guard::guard;
+use crate::Module;
+
+/// The apps this configuration serves, each once however many locations name it.
+#[derive(Default)]
+pub struct MainConf {
+    pub apps: Vec<Arc<App>>,
+}
 
 /// What `gateway_app` set up for one location.
 #[derive(Default)]
@@ -68,9 +77,16 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
     };
 
     // SAFETY: inside a location block, `cf->ctx` holds that location's configurations.
-    let Some(core) = NgxHttpCoreModule::location_conf_mut(unsafe { &*cf }) else {
+    let cf = unsafe { &*cf };
+    let (Some(core), Some(main)) = (
+        NgxHttpCoreModule::location_conf_mut(cf),
+        Module::main_conf_mut(cf),
+    ) else {
         return NGX_CONF_ERROR;
     };
+    if !main.apps.iter().any(|known| Arc::ptr_eq(known, &app)) {
+        main.apps.push(Arc::clone(&app));
+    }
     core.handler = Some(gateway_content_handler);
     conf.script_name = mount_point(core);
     conf.app = Some(app);

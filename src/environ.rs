@@ -17,11 +17,17 @@ const FIXED_ENTRIES: usize = 6;
 pub type Environ<'p> = PoolVec<Pair, &'p Pool>;
 
 /// Builds the environ of `r`; `None` when the pool is out of memory.
-pub fn build<'p>(r: &ngx_http_request_t, conf: &LocationConf, pool: &'p Pool) -> Option<Environ<'p>> {
+pub fn build<'p>(
+    r: &ngx_http_request_t,
+    conf: &LocationConf,
+    pool: &'p Pool,
+) -> Option<Environ<'p>> {
     // SAFETY: `headers_in.headers` is the request's initialised header list.
     let header_count = unsafe { list_iterator(&r.headers_in.headers) }.count();
     let mut environ = PoolVec::new_in(pool);
-    environ.try_reserve_exact(FIXED_ENTRIES + header_count).ok()?;
+    environ
+        .try_reserve_exact(FIXED_ENTRIES + header_count)
+        .ok()?;
 
     let uri = r.uri.as_bytes();
     let (script_name, path_info) = split_mount_point(uri, &conf.script_name);
@@ -35,13 +41,19 @@ pub fn build<'p>(r: &ngx_http_request_t, conf: &LocationConf, pool: &'p Pool) ->
     // SAFETY: as above.
     for (name, value) in unsafe { list_iterator(&r.headers_in.headers) } {
         let key = cgi_header_name(name.as_bytes(), pool)?;
-        environ.push(Pair { name: Bytes::new(key), value: Bytes::new(value.as_bytes()) });
+        environ.push(Pair {
+            name: Bytes::new(key),
+            value: Bytes::new(value.as_bytes()),
+        });
     }
     Some(environ)
 }
 
 fn entry(name: &'static [u8], value: &[u8]) -> Pair {
-    Pair { name: Bytes::from_static(name), value: Bytes::new(value) }
+    Pair {
+        name: Bytes::from_static(name),
+        value: Bytes::new(value),
+    }
 }
 
 /// Splits the request path into SCRIPT_NAME and PATH_INFO. The mount point only counts when it
@@ -72,7 +84,11 @@ fn cgi_header_name<'p>(name: &[u8], pool: &'p Pool) -> Option<&'p [u8]> {
     let key = unsafe { std::slice::from_raw_parts_mut(data, len) };
     key[..PREFIX.len()].copy_from_slice(PREFIX);
     for (out, &byte) in key[PREFIX.len()..].iter_mut().zip(name) {
-        *out = if byte == b'-' { b'_' } else { byte.to_ascii_uppercase() };
+        *out = if byte == b'-' {
+            b'_'
+        } else {
+            byte.to_ascii_uppercase()
+        };
     }
     Some(key)
 }

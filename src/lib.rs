@@ -2,7 +2,8 @@
 //!
 //! A request's way through the module:
 //! [`directives`] (`gateway_app` loads the app via [`app_loader`]) -> [`content_handler`]
-//! (builds the [`environ`], calls the app) -> [`response`] (sends what the app answered).
+//! (builds the [`environ`], calls the app) -> [`response`] (sends what the app answered);
+//! [`worker`] covers what happens once per worker process.
 //! Every entry point nginx calls goes through [`panic_guard`].
 
 mod app_loader;
@@ -11,6 +12,7 @@ mod directives;
 mod environ;
 mod panic_guard;
 mod response;
+mod worker;
 
 use std::ptr::{addr_of, null_mut};
 
@@ -18,7 +20,7 @@ use ngx::ffi::{
     ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
     NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
 
 /// The module as ngx's configuration helpers know it.
@@ -29,6 +31,12 @@ impl HttpModule for Module {
         // SAFETY: the module static is only written by nginx while loading it (its indexes).
         unsafe { &*addr_of!(ngx_http_gateway_module) }
     }
+}
+
+// SAFETY: the main configuration of this module is a `directives::MainConf`, made by
+// `create_main_conf` below.
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = directives::MainConf;
 }
 
 // SAFETY: every location configuration of this module is a `directives::LocationConf`, made by
@@ -52,7 +60,7 @@ static mut COMMANDS: [ngx_command_t; 2] = [
 static CONTEXT: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
     postconfiguration: None,
-    create_main_conf: None,
+    create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,
     create_srv_conf: None,
     merge_srv_conf: None,
@@ -71,5 +79,6 @@ pub static mut ngx_http_gateway_module: ngx_module_t = ngx_module_t {
     // SAFETY: only the address of the command table is taken.
     commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
     type_: NGX_HTTP_MODULE as ngx_uint_t,
+    init_process: Some(worker::init_process),
     ..ngx_module_t::default()
 };

@@ -13,7 +13,12 @@ pub fn guard<T>(log: *mut ngx_log_t, what: &str, on_panic: T, body: impl FnOnce(
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {
-            ngx_log_error!(NGX_LOG_ALERT, log, "gateway: {what} panicked: {}", panic_message(&*payload));
+            ngx_log_error!(
+                NGX_LOG_ALERT,
+                log,
+                "gateway: {what} panicked: {}",
+                panic_message(&*payload)
+            );
             on_panic
         }
     }

@@ -35,13 +35,27 @@ impl fmt::Display for Invalid<'_> {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).escape_debug().to_string();
         match self {
             Invalid::Status(status) => write!(f, "status {status} is not a final HTTP status"),
-            Invalid::Reason(reason) => write!(f, "reason phrase \"{}\" has control characters", text(reason)),
-            Invalid::HeaderName(name) => write!(f, "header name \"{}\" is not an HTTP token", text(name)),
+            Invalid::Reason(reason) => write!(
+                f,
+                "reason phrase \"{}\" has control characters",
+                text(reason)
+            ),
+            Invalid::HeaderName(name) => {
+                write!(f, "header name \"{}\" is not an HTTP token", text(name))
+            }
             Invalid::HeaderValue(name) => {
-                write!(f, "header \"{}\" has a value with CR, LF, NUL or other control characters", text(name))
+                write!(
+                    f,
+                    "header \"{}\" has a value with CR, LF, NUL or other control characters",
+                    text(name)
+                )
             }
             Invalid::ContentLength { declared, body } => {
-                write!(f, "Content-Length \"{}\" differs from the body's {body} bytes", text(declared))
+                write!(
+                    f,
+                    "Content-Length \"{}\" differs from the body's {body} bytes",
+                    text(declared)
+                )
             }
             Invalid::BodyKind(kind) => write!(f, "body kind {kind} is unknown to this module"),
         }
@@ -116,9 +130,15 @@ fn check<'a>(
             return Err(Invalid::HeaderValue(name));
         }
         if name.eq_ignore_ascii_case(b"content-length")
-            && std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<usize>().ok()) != Some(body.len())
+            && std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                != Some(body.len())
         {
-            return Err(Invalid::ContentLength { declared: value, body: body.len() });
+            return Err(Invalid::ContentLength {
+                declared: value,
+                body: body.len(),
+            });
         }
     }
     Ok(())
@@ -242,7 +262,10 @@ fn send_body(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
         (*buf).set_last_buf(u32::from(is_main));
         (*buf).set_last_in_chain(1);
     }
-    let mut out = ngx_chain_t { buf, next: std::ptr::null_mut() };
+    let mut out = ngx_chain_t {
+        buf,
+        next: std::ptr::null_mut(),
+    };
     // SAFETY: `r` is live; nginx copies the chain link before returning.
     unsafe { ngx_http_output_filter(r, &mut out) }
 }

@@ -121,14 +121,23 @@ pub struct Response {
 unsafe impl Sync for AppDescriptor {}
 
 impl Bytes {
-    pub const EMPTY: Bytes = Bytes { ptr: std::ptr::null(), len: 0 };
+    pub const EMPTY: Bytes = Bytes {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
 
     pub const fn from_static(bytes: &'static [u8]) -> Bytes {
-        Bytes { ptr: bytes.as_ptr(), len: bytes.len() }
+        Bytes {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
     }
 
     pub fn new(bytes: &[u8]) -> Bytes {
-        Bytes { ptr: bytes.as_ptr(), len: bytes.len() }
+        Bytes {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
     }
 
     /// # Safety

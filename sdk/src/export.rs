@@ -10,7 +10,7 @@ use crate::response::{IntoResponse, Response};
 
 /// Exports `handler` as the app of this library.
 ///
-/// ```ignore
+/// ```
 /// fn hello(_request: &gateway::Request) -> &'static str {
 ///     "Hello, World!\n"
 /// }
@@ -121,7 +121,11 @@ impl Outgoing {
             owner: std::ptr::null_mut(),
             release: release_outgoing,
         };
-        let mut outgoing = Box::new(Outgoing { abi, headers, response });
+        let mut outgoing = Box::new(Outgoing {
+            abi,
+            headers,
+            response,
+        });
         outgoing.abi.owner = (&mut *outgoing as *mut Outgoing).cast::<c_void>();
         outgoing
     }

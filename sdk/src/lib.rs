@@ -2,7 +2,7 @@
 //!
 //! An app is a library crate built as a `cdylib` that exports one handler with [`app!`]:
 //!
-//! ```ignore
+//! ```
 //! fn hello(_request: &gateway::Request) -> &'static str {
 //!     "Hello, World!\n"
 //! }

@@ -17,12 +17,15 @@ impl<'a> Environ<'a> {
 
     /// The raw value of `name`, if the environ has it.
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.iter().find(|(key, _)| *key == name.as_bytes()).map(|(_, value)| value)
+        self.iter()
+            .find(|(key, _)| *key == name.as_bytes())
+            .map(|(_, value)| value)
     }
 
     /// The value of `name` as text; `None` when absent or not valid UTF-8 (see [`Environ::get`]).
     pub fn get_str(&self, name: &str) -> Option<&'a str> {
-        self.get(name).and_then(|value| std::str::from_utf8(value).ok())
+        self.get(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
     }
 
     /// Every entry, in the order the module built them.
@@ -46,7 +49,10 @@ impl<'a> Environ<'a> {
 impl std::fmt::Debug for Environ<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v))))
+            .entries(
+                self.iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v))),
+            )
             .finish()
     }
 }
@@ -100,7 +106,11 @@ impl<'a> Request<'a> {
             };
             let same = cgi_name.len() == name.len()
                 && cgi_name.iter().zip(name.bytes()).all(|(&c, n)| {
-                    let n = if n == b'-' { b'_' } else { n.to_ascii_uppercase() };
+                    let n = if n == b'-' {
+                        b'_'
+                    } else {
+                        n.to_ascii_uppercase()
+                    };
                     c == n
                 });
             same.then_some(value)

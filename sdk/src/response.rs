@@ -74,7 +74,9 @@ impl<B: Into<Body>> IntoResponse for http::Response<B> {
 
 fn with_content_type(body: Body, content_type: &'static str) -> Response {
     let mut response = Response::new(body);
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
