@@ -78,7 +78,26 @@ Hello, World!
 
 
 
-=== TEST 6: one library in several locations is opened once, and serves them all
+=== TEST 6: one library in several locations is opened once
+--- config
+location /one {
+    gateway_app $TEST_NGINX_APPS/libhello.so;
+}
+location /two {
+    gateway_app $TEST_NGINX_APPS/libhello.so;
+}
+--- request
+GET /two
+--- response_body
+Hello, World!
+--- grep_error_log eval
+qr/gateway: app "hello" ready/
+--- grep_error_log_out
+gateway: app "hello" ready
+
+
+
+=== TEST 7: one library serves every location that names it
 --- config
 location /one {
     gateway_app $TEST_NGINX_APPS/libhello.so;
@@ -90,14 +109,10 @@ location /two {
 ["GET /one", "GET /two"]
 --- response_body eval
 ["Hello, World!\n", "Hello, World!\n"]
---- grep_error_log eval
-qr/gateway: app "hello" ready/
---- grep_error_log_out
-gateway: app "hello" ready
 
 
 
-=== TEST 7: nested locations do not inherit the app
+=== TEST 8: nested locations do not inherit the app
 --- config
 location /app/ {
     gateway_app $TEST_NGINX_APPS/libhello.so;
@@ -112,7 +127,7 @@ static
 
 
 
-=== TEST 8: two apps side by side
+=== TEST 9: two apps side by side
 --- config
 location /hello {
     gateway_app $TEST_NGINX_APPS/libhello.so;
