@@ -8,7 +8,10 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(ngx_feature, values({allowed}))");
     println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES_CHECK");
     println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES");
-    for feature in std::env::var("DEP_NGINX_FEATURES").unwrap_or_default().split(',') {
+    for feature in std::env::var("DEP_NGINX_FEATURES")
+        .unwrap_or_default()
+        .split(',')
+    {
         let feature = feature.trim();
         if !feature.is_empty() {
             println!("cargo::rustc-cfg=ngx_feature=\"{feature}\"");

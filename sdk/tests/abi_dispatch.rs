@@ -25,7 +25,10 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
     let text = |bytes: abi::Bytes| String::from_utf8(unsafe { bytes.as_slice() }.to_vec()).unwrap();
     let completion = Completion {
         status: response.status,
-        headers: pairs.iter().map(|pair| (text(pair.name), text(pair.value))).collect(),
+        headers: pairs
+            .iter()
+            .map(|pair| (text(pair.name), text(pair.value)))
+            .collect(),
         body: unsafe { response.body.as_slice() }.to_vec(),
         failure: None,
     };
@@ -37,10 +40,17 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
 unsafe extern "C" fn fail(call: *mut abi::Call, message: abi::Bytes) {
     let call = unsafe { &*call.cast::<FakeCall>() };
     let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
-    *call.0.lock().unwrap() = Some(Completion { failure: Some(message), ..Completion::default() });
+    *call.0.lock().unwrap() = Some(Completion {
+        failure: Some(message),
+        ..Completion::default()
+    });
 }
 
-static HOST: abi::Host = abi::Host { abi_minor: abi::ABI_MINOR, respond, fail };
+static HOST: abi::Host = abi::Host {
+    abi_minor: abi::ABI_MINOR,
+    respond,
+    fail,
+};
 
 fn run<H, R>(environ: &[(&str, &[u8])], handler: H) -> Completion
 where
@@ -49,20 +59,33 @@ where
 {
     let pairs: Vec<abi::Pair> = environ
         .iter()
-        .map(|(name, value)| abi::Pair { name: abi::Bytes::new(name.as_bytes()), value: abi::Bytes::new(value) })
+        .map(|(name, value)| abi::Pair {
+            name: abi::Bytes::new(name.as_bytes()),
+            value: abi::Bytes::new(value),
+        })
         .collect();
-    let request = abi::Request { host: &HOST, environ: pairs.as_ptr(), environ_len: pairs.len() };
+    let request = abi::Request {
+        host: &HOST,
+        environ: pairs.as_ptr(),
+        environ_len: pairs.len(),
+    };
     let call = FakeCall(Mutex::new(None));
     let handle = (&call as *const FakeCall).cast_mut().cast::<abi::Call>();
     unsafe { gateway::__private::dispatch(handle, &request, handler) };
-    call.0.into_inner().unwrap().expect("the call was completed before dispatch returned")
+    call.0
+        .into_inner()
+        .unwrap()
+        .expect("the call was completed before dispatch returned")
 }
 
 #[test]
 fn text_response_has_status_content_type_and_body() {
     let done = run(&[], |_| "Hello, World!\n");
     assert_eq!(done.status, 200);
-    assert_eq!(done.headers, vec![("content-type".into(), "text/plain; charset=utf-8".into())]);
+    assert_eq!(
+        done.headers,
+        vec![("content-type".into(), "text/plain; charset=utf-8".into())]
+    );
     assert_eq!(done.body, b"Hello, World!\n");
     assert_eq!(done.failure, None);
 }
@@ -102,7 +125,10 @@ fn raw_bytes_reach_the_app_unchanged() {
         request.environ().get("PATH_INFO").unwrap().to_vec()
     });
     assert_eq!(done.body, b"/caf\xe9");
-    assert_eq!(done.headers, vec![("content-type".into(), "application/octet-stream".into())]);
+    assert_eq!(
+        done.headers,
+        vec![("content-type".into(), "application/octet-stream".into())]
+    );
 }
 
 #[test]
@@ -114,7 +140,10 @@ fn status_tuples_results_and_full_responses() {
         Err((StatusCode::UNPROCESSABLE_ENTITY, "bad input".to_string()))
     };
     let done = run(&[], failing);
-    assert_eq!((done.status, done.body.as_slice()), (422, &b"bad input"[..]));
+    assert_eq!(
+        (done.status, done.body.as_slice()),
+        (422, &b"bad input"[..])
+    );
 
     let done = run(&[], |_| {
         gateway::http::Response::builder()
@@ -139,5 +168,8 @@ fn status_tuples_results_and_full_responses() {
 #[test]
 fn a_panicking_handler_fails_the_call_instead_of_unwinding() {
     let done = run(&[], |_| -> &'static str { panic!("boom at {}", 42) });
-    assert_eq!(done.failure.as_deref(), Some("handler panicked: boom at 42"));
+    assert_eq!(
+        done.failure.as_deref(),
+        Some("handler panicked: boom at 42")
+    );
 }

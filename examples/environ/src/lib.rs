@@ -16,9 +16,10 @@ fn environ(request: &Request) -> Response {
     let mut body = serde_json::to_vec_pretty(&object).unwrap_or_default();
     body.push(b'\n');
     let mut response = Response::new(body.into());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
