@@ -6,51 +6,75 @@ use std::sync::Arc;
 use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_http_discard_request_body, ngx_http_request_t, ngx_int_t, NGX_DECLINED,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ERR, NGX_OK,
+    ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
+    NGX_DONE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ERR,
 };
-use ngx::http::HttpModuleLocationConf;
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_log_error;
 use parking_lot::Mutex;
 
 use crate::panic_guard::guard;
-use crate::{environ, response, Module};
+use crate::{environ, request_body, response, Module};
 
 const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
 
-/// The content handler of every location with `gateway_app`.
+/// The content handler of every location with `gateway_app`: has nginx read the whole
+/// request body, then calls the app from `body_read`.
 pub unsafe extern "C" fn gateway_content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx passes a live request whose connection carries its log.
     let log = unsafe { (*(*r).connection).log };
     guard(log, "content handler", INTERNAL_SERVER_ERROR, || {
-        // SAFETY: the request stays valid and ours for the whole handler.
-        handle(unsafe { &mut *r })
+        // SAFETY: `r` is a live request in its content phase. nginx calls `body_read` once the
+        // body is in (maybe before this returns); on a client error or abort it finalizes the
+        // request itself and never calls it, so the app is not called for an incomplete body.
+        let rc = unsafe { ngx_http_read_client_request_body(r, Some(body_read)) };
+        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+            return rc;
+        }
+        NGX_DONE as ngx_int_t
     })
 }
 
-fn handle(r: &mut ngx_http_request_t) -> ngx_int_t {
-    let Some(conf) = Module::location_conf(r) else {
-        return NGX_DECLINED as ngx_int_t;
-    };
-    let Some(app) = conf.app.as_ref() else {
-        return NGX_DECLINED as ngx_int_t;
-    };
+unsafe extern "C" fn body_read(r: *mut ngx_http_request_t) {
+    // SAFETY: nginx passes the live request whose body it finished reading.
+    let log = unsafe { (*(*r).connection).log };
+    let rc = guard(log, "app call", INTERNAL_SERVER_ERROR, || {
+        // SAFETY: as above; the request is ours until finalized below.
+        call_app(unsafe { &mut *r })
+    });
+    // SAFETY: reading the body took a reference on the request; this gives it back.
+    unsafe { ngx_http_finalize_request(r, rc) };
+}
 
-    // SAFETY: `r` is a live request in its content phase.
-    let rc = unsafe { ngx_http_discard_request_body(r) };
-    if rc != NGX_OK as ngx_int_t {
-        return rc;
-    }
+fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
+    let (Some(conf), Some(main)) = (Module::location_conf(r), Module::main_conf(r)) else {
+        return INTERNAL_SERVER_ERROR;
+    };
+    let (Some(app), Some(variables)) = (conf.app.as_ref(), main.variables.as_ref()) else {
+        return INTERNAL_SERVER_ERROR;
+    };
 
     // SAFETY: the request's pool lives as long as the request.
     let pool = unsafe { Pool::from_ngx_pool(r.pool) };
-    let Some(environ) = environ::build(r, conf, &pool) else {
+    let Some(body) = request_body::segments(r, &pool) else {
+        return INTERNAL_SERVER_ERROR;
+    };
+    let has_body = r.headers_in.content_length_n >= 0 || r.headers_in.chunked() != 0;
+    let sources = environ::Sources {
+        conf,
+        variables,
+        app,
+        body_len: has_body.then(|| body.iter().map(|segment| segment.len).sum()),
+    };
+    let Some(environ) = environ::build(r, &sources, &pool) else {
         return INTERNAL_SERVER_ERROR;
     };
     let request = abi::Request {
         host: &HOST,
         environ: environ.as_ptr(),
         environ_len: environ.len(),
+        body: body.as_ptr(),
+        body_len: body.len(),
     };
 
     let call = Arc::new(CallState {

@@ -1,4 +1,4 @@
-//! The `gateway_*` directives and the per-location configuration they build.
+//! The `gateway_*` directives and the configuration they build.
 
 use std::ffi::{c_char, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -6,7 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::ffi::{ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_str_t, NGX_LOG_EMERG, NGX_OK};
+use ngx::ffi::{
+    ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_http_compile_complex_value,
+    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_http_core_loc_conf_t,
+    ngx_http_get_variable_index, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
+};
 use ngx::http::{
     HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, NgxHttpCoreModule,
 };
@@ -17,26 +21,79 @@ use crate::content_handler::gateway_content_handler;
 use crate::panic_guard::guard;
 use crate::Module;
 
-/// The apps this configuration serves, each once however many locations name it.
+/// The apps this configuration serves, each once however many locations name it, and the
+/// nginx variables the environ is built from.
 #[derive(Default)]
 pub struct MainConf {
     pub apps: Vec<Arc<App>>,
+    pub variables: Option<EnvironVariables>,
 }
 
-/// What `gateway_app` set up for one location.
+/// Indexes of the nginx variables behind environ keys: nginx computes them (honouring, e.g.,
+/// the realip module), the module only reads them.
+pub struct EnvironVariables {
+    pub server_name: ngx_int_t,
+    pub server_port: ngx_int_t,
+    pub remote_addr: ngx_int_t,
+    pub remote_port: ngx_int_t,
+    pub scheme: ngx_int_t,
+    pub https: ngx_int_t,
+    pub request_id: ngx_int_t,
+}
+
+/// What the directives set up for one location.
 #[derive(Default)]
 pub struct LocationConf {
     pub app: Option<Arc<App>>,
-    /// The location's mount point, the default SCRIPT_NAME: its prefix without trailing
-    /// slash, or empty for exact-match and regex locations.
+    /// The mount point, the SCRIPT_NAME: `gateway_script_name`, else the location's prefix
+    /// without trailing slash, else (exact-match and regex locations) empty.
     pub script_name: Vec<u8>,
+    script_name_set: bool,
+    /// `gateway_param` entries, in order; inherited as a whole from the enclosing level when
+    /// this level has none, like `fastcgi_param`.
+    pub params: Vec<Param>,
+}
+
+/// One `gateway_param NAME VALUE [if_not_empty];`.
+#[derive(Clone)]
+pub struct Param {
+    pub name: Vec<u8>,
+    pub value: ngx_http_complex_value_t,
+    pub if_not_empty: bool,
 }
 
 impl Merge for LocationConf {
-    // Like proxy_pass, an app serves only the location that names it, not nested ones.
-    fn merge(&mut self, _prev: &Self) -> Result<(), MergeConfigError> {
+    fn merge(&mut self, prev: &Self) -> Result<(), MergeConfigError> {
+        if self.params.is_empty() {
+            self.params = prev.params.clone();
+        }
+        // The app itself is not inherited: like proxy_pass, it serves only its own location.
         Ok(())
     }
+}
+
+/// The arguments of the directive being parsed, its name first.
+///
+/// # Safety
+/// `cf` must be the configuration being parsed, inside a directive handler.
+unsafe fn arguments<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+    // SAFETY: per the caller, `cf->args` is the array of the directive's words.
+    unsafe { (*(*cf).args).as_slice() }
+}
+
+/// Runs a directive handler's body with the module's location configuration, catching panics.
+fn with_location_conf(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    directive: &str,
+    body: impl FnOnce(&mut LocationConf) -> *mut c_char,
+) -> *mut c_char {
+    // SAFETY: nginx calls directive handlers with a valid `cf` while parsing.
+    let log = unsafe { (*cf).log };
+    guard(log, directive, NGX_CONF_ERROR, || {
+        // SAFETY: `conf` is this module's location configuration, made by create_loc_conf.
+        body(unsafe { &mut *conf.cast::<LocationConf>() })
+    })
 }
 
 /// `gateway_app PATH;`: serve this location with the app library at PATH (relative paths are
@@ -47,12 +104,8 @@ pub unsafe extern "C" fn set_gateway_app(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx calls directive handlers with a valid `cf` while parsing.
-    let log = unsafe { (*cf).log };
-    guard(log, "gateway_app", NGX_CONF_ERROR, || {
-        // SAFETY: `conf` is this module's location configuration, created by create_loc_conf.
-        let conf = unsafe { &mut *conf.cast::<LocationConf>() };
-        // SAFETY: as above.
+    with_location_conf(cf, conf, "gateway_app", |conf| {
+        // SAFETY: called by nginx for this directive.
         unsafe { configure_app(cf, conf) }
     })
 }
@@ -62,9 +115,9 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
         return c"is duplicate".as_ptr().cast_mut();
     }
     // SAFETY: nginx checked the argument count (NGX_CONF_TAKE1): args are [name, path].
-    let mut path: ngx_str_t = unsafe { *(*(*cf).args).elts.cast::<ngx_str_t>().add(1) };
+    let mut path = unsafe { arguments(cf) }[1];
     // SAFETY: `cf->cycle` is the cycle being configured; the result is allocated in its pool.
-    if unsafe { ngx_conf_full_name((*cf).cycle, &mut path, 0) } != NGX_OK as isize {
+    if unsafe { ngx_conf_full_name((*cf).cycle, &mut path, 0) } != NGX_OK as ngx_int_t {
         return NGX_CONF_ERROR;
     }
     let path = Path::new(OsStr::from_bytes(path.as_bytes()));
@@ -77,26 +130,150 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
     };
 
     // SAFETY: inside a location block, `cf->ctx` holds that location's configurations.
-    let cf = unsafe { &*cf };
+    let cf_ref = unsafe { &*cf };
     let (Some(core), Some(main)) = (
-        NgxHttpCoreModule::location_conf_mut(cf),
-        Module::main_conf_mut(cf),
+        NgxHttpCoreModule::location_conf_mut(cf_ref),
+        Module::main_conf_mut(cf_ref),
     ) else {
         return NGX_CONF_ERROR;
     };
+    if main.variables.is_none() {
+        // SAFETY: called while parsing, as variable indexes must be.
+        match unsafe { EnvironVariables::register(cf) } {
+            Some(variables) => main.variables = Some(variables),
+            None => return NGX_CONF_ERROR,
+        }
+    }
     if !main.apps.iter().any(|known| Arc::ptr_eq(known, &app)) {
         main.apps.push(Arc::clone(&app));
     }
     core.handler = Some(gateway_content_handler);
-    conf.script_name = mount_point(core);
+    if !conf.script_name_set {
+        conf.script_name = default_mount_point(core);
+    }
     conf.app = Some(app);
     NGX_CONF_OK
 }
 
-fn mount_point(core: &ngx::ffi::ngx_http_core_loc_conf_t) -> Vec<u8> {
+impl EnvironVariables {
+    /// # Safety
+    /// `cf` must be the configuration being parsed.
+    unsafe fn register(cf: *mut ngx_conf_t) -> Option<Self> {
+        let index = |name: &'static str| {
+            let mut name = ngx_str_t {
+                len: name.len(),
+                data: name.as_ptr().cast_mut(),
+            };
+            // SAFETY: per the caller; nginx copies the name and does not write to it.
+            let index = unsafe { ngx_http_get_variable_index(cf, &mut name) };
+            (index != NGX_ERROR as ngx_int_t).then_some(index)
+        };
+        Some(EnvironVariables {
+            server_name: index("server_name")?,
+            server_port: index("server_port")?,
+            remote_addr: index("remote_addr")?,
+            remote_port: index("remote_port")?,
+            scheme: index("scheme")?,
+            https: index("https")?,
+            request_id: index("request_id")?,
+        })
+    }
+}
+
+fn default_mount_point(core: &ngx_http_core_loc_conf_t) -> Vec<u8> {
     if core.exact_match() != 0 || !core.regex.is_null() || core.named() != 0 || core.noname() != 0 {
         return Vec::new();
     }
     let prefix = core.name.as_bytes();
     prefix.strip_suffix(b"/").unwrap_or(prefix).to_vec()
+}
+
+/// `gateway_script_name PREFIX;`: the app's mount point (SCRIPT_NAME) in this location,
+/// for locations whose own name is not it (exact, regex) or to mount elsewhere.
+pub unsafe extern "C" fn set_gateway_script_name(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    with_location_conf(cf, conf, "gateway_script_name", |conf| {
+        if conf.script_name_set {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: NGX_CONF_TAKE1: args are [name, prefix].
+        let prefix = unsafe { arguments(cf) }[1].as_bytes();
+        if !(prefix.is_empty() || prefix.starts_with(b"/")) {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "gateway_script_name \"{}\" must be empty or start with \"/\"",
+                String::from_utf8_lossy(prefix)
+            );
+            return NGX_CONF_ERROR;
+        }
+        conf.script_name = prefix.strip_suffix(b"/").unwrap_or(prefix).to_vec();
+        conf.script_name_set = true;
+        NGX_CONF_OK
+    })
+}
+
+/// `gateway_param NAME VALUE [if_not_empty];`: adds NAME to the environ (or overrides the
+/// module's own key of that name) with VALUE, which may contain variables.
+pub unsafe extern "C" fn set_gateway_param(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    with_location_conf(cf, conf, "gateway_param", |conf| {
+        // SAFETY: NGX_CONF_TAKE23: args are [name, NAME, VALUE] and maybe a flag.
+        let args = unsafe { arguments(cf) };
+        let if_not_empty = match args.get(3).map(ngx_str_t::as_bytes) {
+            None => false,
+            Some(b"if_not_empty") => true,
+            Some(other) => {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "invalid parameter \"{}\"",
+                    String::from_utf8_lossy(other)
+                );
+                return NGX_CONF_ERROR;
+            }
+        };
+        let name = args[1].as_bytes();
+        if name.is_empty() {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "gateway_param needs a non-empty name");
+            return NGX_CONF_ERROR;
+        }
+        // SAFETY: compiled while parsing, against this configuration.
+        let Some(value) = (unsafe { compile_value(cf, args[2]) }) else {
+            return NGX_CONF_ERROR;
+        };
+        conf.params.push(Param {
+            name: name.to_vec(),
+            value,
+            if_not_empty,
+        });
+        NGX_CONF_OK
+    })
+}
+
+/// # Safety
+/// `cf` must be the configuration being parsed.
+unsafe fn compile_value(
+    cf: *mut ngx_conf_t,
+    mut source: ngx_str_t,
+) -> Option<ngx_http_complex_value_t> {
+    // SAFETY: both are plain C structs for which all-zero is the documented initial state.
+    let (mut value, mut compile) = unsafe {
+        (
+            std::mem::zeroed::<ngx_http_complex_value_t>(),
+            std::mem::zeroed::<ngx_http_compile_complex_value_t>(),
+        )
+    };
+    compile.cf = cf;
+    compile.value = &mut source;
+    compile.complex_value = &mut value;
+    // SAFETY: `compile` points at live values; nginx logs its own errors with file and line.
+    let rc = unsafe { ngx_http_compile_complex_value(&mut compile) };
+    (rc == NGX_OK as ngx_int_t).then_some(value)
 }

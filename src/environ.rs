@@ -1,51 +1,93 @@
 //! The gateway environ of one request, built from what nginx already parsed.
 //!
-//! Values borrow nginx's own buffers (they outlive the app call); only the `HTTP_*` names are
-//! new bytes, and those, like the table itself, come from the request's pool.
+//! Values borrow nginx's own buffers, which outlive the app call; names are static except the
+//! `HTTP_*` ones, and those, joined header values and the table itself come from the
+//! request's pool. Nothing here allocates on the heap.
 
 use allocator_api2::vec::Vec as PoolVec;
 use gateway::abi::{Bytes, Pair};
 use ngx::core::Pool;
-use ngx::ffi::ngx_http_request_t;
+use ngx::ffi::{
+    ngx_http_complex_value, ngx_http_get_indexed_variable, ngx_http_request_t, ngx_int_t,
+    ngx_str_t, NGINX_VERSION, NGX_LOG_INFO, NGX_OK,
+};
 use ngx::http::list_iterator;
+use ngx::ngx_log_error;
 
-use crate::directives::LocationConf;
+use crate::app_loader::App;
+use crate::directives::{EnvironVariables, LocationConf};
+use crate::pool_bytes;
 
-/// Entries the environ has besides one per request header.
-const FIXED_ENTRIES: usize = 6;
+/// Most entries the environ has besides request headers and `gateway_param`s.
+const FIXED_ENTRIES: usize = 21;
 
 pub type Environ<'p> = PoolVec<Pair, &'p Pool>;
 
+/// What the environ is built from, besides the request itself.
+pub struct Sources<'a> {
+    pub conf: &'a LocationConf,
+    pub variables: &'a EnvironVariables,
+    pub app: &'a App,
+    /// The body's length, when the request has a body.
+    pub body_len: Option<u64>,
+}
+
 /// Builds the environ of `r`; `None` when the pool is out of memory.
 pub fn build<'p>(
-    r: &ngx_http_request_t,
-    conf: &LocationConf,
+    r: &mut ngx_http_request_t,
+    sources: &Sources,
     pool: &'p Pool,
 ) -> Option<Environ<'p>> {
     // SAFETY: `headers_in.headers` is the request's initialised header list.
     let header_count = unsafe { list_iterator(&r.headers_in.headers) }.count();
-    let mut environ = PoolVec::new_in(pool);
+    let mut environ = Environ::new_in(pool);
     environ
-        .try_reserve_exact(FIXED_ENTRIES + header_count)
+        .try_reserve_exact(FIXED_ENTRIES + header_count + sources.conf.params.len())
         .ok()?;
 
-    let uri = r.uri.as_bytes();
-    let (script_name, path_info) = split_mount_point(uri, &conf.script_name);
+    let (script_name, path_info) = split_mount_point(r.uri.as_bytes(), &sources.conf.script_name);
     environ.push(entry(b"REQUEST_METHOD", r.method_name.as_bytes()));
+    environ.push(entry(b"REQUEST_URI", r.unparsed_uri.as_bytes()));
     environ.push(entry(b"SCRIPT_NAME", script_name));
     environ.push(entry(b"PATH_INFO", path_info));
     environ.push(entry(b"QUERY_STRING", r.args.as_bytes()));
     environ.push(entry(b"SERVER_PROTOCOL", r.http_protocol.as_bytes()));
-    environ.push(entry(b"REQUEST_URI", r.unparsed_uri.as_bytes()));
-
-    // SAFETY: as above.
-    for (name, value) in unsafe { list_iterator(&r.headers_in.headers) } {
-        let key = cgi_header_name(name.as_bytes(), pool)?;
-        environ.push(Pair {
-            name: Bytes::new(key),
-            value: Bytes::new(value.as_bytes()),
-        });
+    if let Some(len) = sources.body_len {
+        environ.push(entry(b"CONTENT_LENGTH", pool_bytes::decimal(pool, len)?));
     }
+
+    let variables = sources.variables;
+    let mut variable = |name: &'static [u8], index: ngx_int_t| {
+        if let Some(value) = variable_value(r, index) {
+            environ.push(entry(name, value));
+        }
+    };
+    variable(b"SERVER_NAME", variables.server_name);
+    variable(b"SERVER_PORT", variables.server_port);
+    variable(b"REMOTE_ADDR", variables.remote_addr);
+    variable(b"REMOTE_PORT", variables.remote_port);
+    variable(b"REQUEST_SCHEME", variables.scheme);
+    variable(b"gateway.url_scheme", variables.scheme);
+    variable(b"gateway.request_id", variables.request_id);
+    if variable_value(r, variables.https) == Some(b"on") {
+        environ.push(entry(b"HTTPS", b"on"));
+    }
+    // Set only once an auth module has checked the credentials, unlike $remote_user, which
+    // decodes whatever Authorization header the client sent.
+    let user = r.headers_in.user.as_bytes();
+    if !user.is_empty() {
+        environ.push(entry(b"REMOTE_USER", user));
+    }
+    environ.push(entry(
+        b"gateway.version",
+        env!("CARGO_PKG_VERSION").as_bytes(),
+    ));
+    environ.push(entry(b"gateway.app", sources.app.name().as_bytes()));
+    environ.push(entry(b"gateway.nginx_version", NGINX_VERSION.to_bytes()));
+    environ.push(entry(b"gateway.runs_on", b"event_loop"));
+
+    add_headers(r, &mut environ, pool)?;
+    add_params(r, &mut environ, sources.conf)?;
     Some(environ)
 }
 
@@ -54,6 +96,23 @@ fn entry(name: &'static [u8], value: &[u8]) -> Pair {
         name: Bytes::from_static(name),
         value: Bytes::new(value),
     }
+}
+
+/// The value of an indexed nginx variable, if it has one for this request.
+fn variable_value<'r>(r: &'r mut ngx_http_request_t, index: ngx_int_t) -> Option<&'r [u8]> {
+    // SAFETY: `index` was registered at configuration time; nginx caches the value in the
+    // request, which keeps it alive as long as the request.
+    let value = unsafe { ngx_http_get_indexed_variable(r, index as usize).as_ref() }?;
+    if value.not_found() != 0 || value.valid() == 0 {
+        return None;
+    }
+    let len = value.len() as usize;
+    // SAFETY: a found variable value is `len` bytes at `data`.
+    Some(if len == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(value.data, len) }
+    })
 }
 
 /// Splits the request path into SCRIPT_NAME and PATH_INFO. The mount point only counts when it
@@ -65,30 +124,107 @@ pub fn split_mount_point<'a>(uri: &'a [u8], mount_point: &[u8]) -> (&'a [u8], &'
     }
 }
 
-/// The CGI name of a request header: `Content-Type` is CONTENT_TYPE and `Content-Length` is
-/// CONTENT_LENGTH (RFC 3875), any other `X-Foo` is HTTP_X_FOO. Allocated from `pool`.
+/// One `HTTP_*` entry per request header. A repeated header becomes one entry, its values
+/// joined in order with ", " (Cookie: "; "). A header whose name has an underscore is dropped:
+/// `X_Foo` would otherwise pass for `X-Foo` (both are HTTP_X_FOO), e.g. to forge a header a
+/// proxy in front sets; nginx only accepts such names with `underscores_in_headers on`.
+fn add_headers(r: &ngx_http_request_t, environ: &mut Environ, pool: &Pool) -> Option<()> {
+    let first_header = environ.len();
+    // SAFETY: the request's header list, initialised for every request.
+    for (name, value) in unsafe { list_iterator(&r.headers_in.headers) } {
+        let name = name.as_bytes();
+        if name.contains(&b'_') {
+            ngx_log_error!(
+                NGX_LOG_INFO,
+                // SAFETY: a live request has a connection with a log.
+                unsafe { (*r.connection).log },
+                "gateway: dropped request header \"{}\": a name with \"_\" could pass for one with \"-\"",
+                String::from_utf8_lossy(name)
+            );
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            // CONTENT_LENGTH is the length nginx actually read, also for chunked bodies.
+            continue;
+        }
+        let key = cgi_header_name(name, pool)?;
+        let value = value.as_bytes();
+        // SAFETY (of `as_slice` below): names in the environ are static or pool bytes.
+        let earlier = environ[first_header..]
+            .iter_mut()
+            .find(|pair| unsafe { pair.name.as_slice() } == key);
+        match earlier {
+            Some(pair) => {
+                let separator: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b", " };
+                // SAFETY: values in the environ point at request or pool bytes.
+                let joined = pool_bytes::concat(
+                    pool,
+                    &[unsafe { pair.value.as_slice() }, separator, value],
+                )?;
+                pair.value = Bytes::new(joined);
+            }
+            None => environ.push(Pair {
+                name: Bytes::new(key),
+                value: Bytes::new(value),
+            }),
+        }
+    }
+    Some(())
+}
+
+/// The CGI name of a request header: `Content-Type` is CONTENT_TYPE (RFC 3875), any other
+/// `X-Foo` is HTTP_X_FOO.
 fn cgi_header_name<'p>(name: &[u8], pool: &'p Pool) -> Option<&'p [u8]> {
     if name.eq_ignore_ascii_case(b"content-type") {
         return Some(b"CONTENT_TYPE");
     }
-    if name.eq_ignore_ascii_case(b"content-length") {
-        return Some(b"CONTENT_LENGTH");
-    }
-    const PREFIX: &[u8] = b"HTTP_";
-    let len = PREFIX.len() + name.len();
-    let data = pool.alloc_unaligned(len).cast::<u8>();
-    if data.is_null() {
-        return None;
-    }
-    // SAFETY: `data` is a fresh pool allocation of `len` bytes that lives as long as the request.
-    let key = unsafe { std::slice::from_raw_parts_mut(data, len) };
-    key[..PREFIX.len()].copy_from_slice(PREFIX);
-    for (out, &byte) in key[PREFIX.len()..].iter_mut().zip(name) {
-        *out = if byte == b'-' {
+    let key = pool_bytes::concat(pool, &[b"HTTP_", name])?;
+    for byte in &mut key[5..] {
+        *byte = if *byte == b'-' {
             b'_'
         } else {
             byte.to_ascii_uppercase()
         };
     }
     Some(key)
+}
+
+/// Adds each `gateway_param`, replacing an entry of the same name.
+fn add_params(
+    r: &mut ngx_http_request_t,
+    environ: &mut Environ,
+    conf: &LocationConf,
+) -> Option<()> {
+    for param in &conf.params {
+        let mut value = ngx_str_t::default();
+        let compiled = std::ptr::addr_of!(param.value).cast_mut();
+        // SAFETY: the complex value was compiled for this configuration, and nginx only reads
+        // it; the result is allocated from the request pool.
+        let rc = unsafe { ngx_http_complex_value(r, compiled, &mut value) };
+        if rc != NGX_OK as ngx_int_t {
+            return None;
+        }
+        if param.if_not_empty && value.is_empty() {
+            continue;
+        }
+        let value = Bytes {
+            ptr: value.data,
+            len: value.len,
+        };
+        // SAFETY: names in the environ are static, pool or configuration bytes.
+        match environ
+            .iter_mut()
+            .find(|pair| unsafe { pair.name.as_slice() } == param.name)
+        {
+            Some(pair) => pair.value = value,
+            None => {
+                environ.try_reserve(1).ok()?;
+                environ.push(Pair {
+                    name: Bytes::new(&param.name),
+                    value,
+                });
+            }
+        }
+    }
+    Some(())
 }

@@ -2,7 +2,7 @@
 //!
 //! A request's way through the module:
 //! [`directives`] (`gateway_app` loads the app via [`app_loader`]) -> [`content_handler`]
-//! (builds the [`environ`], calls the app) -> [`response`] (sends what the app answered);
+//! (has nginx read the [`request_body`], builds the [`environ`], calls the app) -> [`response`] (sends what the app answered);
 //! [`worker`] covers what happens once per worker process.
 //! Every entry point nginx calls goes through [`panic_guard`].
 
@@ -11,14 +11,17 @@ mod content_handler;
 mod directives;
 mod environ;
 mod panic_guard;
+mod pool_bytes;
+mod request_body;
 mod response;
 mod worker;
 
 use std::ptr::{addr_of, null_mut};
 
 use ngx::ffi::{
-    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE,
+    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_CONF_TAKE23,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
+    NGX_HTTP_SRV_CONF,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
@@ -45,11 +48,28 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = directives::LocationConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 2] = [
+static mut COMMANDS: [ngx_command_t; 4] = [
     ngx_command_t {
         name: ngx_string!("gateway_app"),
         type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
         set: Some(directives::set_gateway_app),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("gateway_script_name"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(directives::set_gateway_script_name),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("gateway_param"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE23)
+            as ngx_uint_t,
+        set: Some(directives::set_gateway_param),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: null_mut(),

@@ -5,17 +5,19 @@ use std::ffi::c_void;
 use std::fmt;
 
 use gateway::abi;
+use ngx::core::Pool;
 use ngx::ffi::{
     ngx_buf_t, ngx_chain_t, ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header,
-    ngx_http_send_special, ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pnalloc,
-    ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t, off_t, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST, NGX_LOG_ERR, NGX_OK,
+    ngx_http_send_special, ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t,
+    ngx_table_elt_t, off_t, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST, NGX_LOG_ERR,
+    NGX_OK,
 };
 use ngx::ngx_log_error;
 
 use crate::app_loader::App;
 use crate::content_handler::AppResponse;
 use crate::panic_guard::guard;
+use crate::pool_bytes;
 
 const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
 
@@ -186,12 +188,12 @@ fn set_headers(
     headers: &[abi::Pair],
     body_len: usize,
 ) -> Option<()> {
-    let out = &mut r.headers_out;
-    out.status = status.into();
+    // SAFETY: the request's pool lives as long as the request.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    r.headers_out.status = status.into();
     if !reason.is_empty() {
-        let line = format!("{status} ");
-        let status_line = pool_concat(r.pool, line.as_bytes(), reason)?;
-        r.headers_out.status_line = status_line;
+        let code = pool_bytes::decimal(&pool, status.into())?;
+        r.headers_out.status_line = ngx_string(pool_bytes::concat(&pool, &[code, b" ", reason])?);
     }
     r.headers_out.content_length_n = body_len as off_t;
 
@@ -202,13 +204,13 @@ fn set_headers(
             // nginx writes its own from content_length_n, which filters such as gzip adjust.
             continue;
         }
-        let value = pool_concat(r.pool, value, &[])?;
+        let value = ngx_string(pool_bytes::concat(&pool, &[value])?);
         if name.eq_ignore_ascii_case(b"content-type") {
             r.headers_out.content_type_len = value.len;
             r.headers_out.content_type = value;
             continue;
         }
-        let name = pool_concat(r.pool, name, &[])?;
+        let name = ngx_string(pool_bytes::concat(&pool, &[name])?);
         // SAFETY: the output header list is initialised for every request.
         let header = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
         if header.is_null() {
@@ -226,20 +228,11 @@ fn set_headers(
     Some(())
 }
 
-/// Copies `head` then `tail` into one string from `pool`.
-fn pool_concat(pool: *mut ngx::ffi::ngx_pool_t, head: &[u8], tail: &[u8]) -> Option<ngx_str_t> {
-    let len = head.len() + tail.len();
-    // SAFETY: the request pool is live; the bytes are written below before use.
-    let data = unsafe { ngx_pnalloc(pool, len.max(1)) }.cast::<u8>();
-    if data.is_null() {
-        return None;
+fn ngx_string(bytes: &mut [u8]) -> ngx_str_t {
+    ngx_str_t {
+        len: bytes.len(),
+        data: bytes.as_mut_ptr(),
     }
-    // SAFETY: `data` has room for `len` bytes and does not overlap the sources.
-    unsafe {
-        std::ptr::copy_nonoverlapping(head.as_ptr(), data, head.len());
-        std::ptr::copy_nonoverlapping(tail.as_ptr(), data.add(head.len()), tail.len());
-    }
-    Some(ngx_str_t { len, data })
 }
 
 fn send_body(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {

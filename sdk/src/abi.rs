@@ -12,8 +12,8 @@
 //!   module's from [`Host::abi_minor`]. The module refuses an app that declares a newer minor.
 //!
 //! # One call
-//! For every request the module calls [`AppDescriptor::call`] on the nginx event loop with a
-//! host-owned [`Call`] handle and a [`Request`]. The app must then complete the call exactly
+//! For every request the module reads the whole body, then calls [`AppDescriptor::call`] on
+//! the nginx event loop with a host-owned [`Call`] handle and a [`Request`]. The app must then complete the call exactly
 //! once, with [`Host::respond`] or [`Host::fail`]. It may do so before `call` returns, or later
 //! and from any thread: everything `request` points to stays valid until the call is completed,
 //! and the handle must not be used after. The module owns all the nginx-side work; completing
@@ -87,6 +87,25 @@ pub struct Request {
     /// The gateway environ: CGI/WSGI-style names and their raw byte values.
     pub environ: *const Pair,
     pub environ_len: usize,
+    /// The whole request body, already read by nginx, as consecutive segments.
+    pub body: *const BodySegment,
+    pub body_len: usize,
+}
+
+/// One run of the request body: bytes in memory, or a range of a file nginx holds open (a body
+/// too large for nginx's buffer is spilled to a temporary file). The app reads a file segment
+/// with positioned reads (`pread`), from any thread, and never closes the descriptor.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct BodySegment {
+    /// -1 for a memory segment, else the file descriptor holding this segment.
+    pub fd: i32,
+    /// Start of the segment in the file; 0 for memory segments.
+    pub offset: u64,
+    /// Length of the segment in bytes.
+    pub len: u64,
+    /// Start of a memory segment; null for file segments.
+    pub data: *const u8,
 }
 
 /// Functions the module provides to the app.

@@ -59,11 +59,16 @@ where
     let request = unsafe { &*request };
     // SAFETY: the module's host table is a static of the module.
     let host = unsafe { &*request.host };
-    // SAFETY: the module keeps the environ alive until the call is completed.
-    let environ = unsafe { abi::slice_from_abi(request.environ, request.environ_len) };
+    // SAFETY: the module keeps the environ and the body alive until the call is completed.
+    let (environ, body) = unsafe {
+        (
+            abi::slice_from_abi(request.environ, request.environ_len),
+            abi::slice_from_abi(request.body, request.body_len),
+        )
+    };
 
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let request = Request::new(Environ::new(environ));
+        let request = Request::new(Environ::new(environ), body);
         Outgoing::new(handler(&request).into_response())
     }));
     match outcome {

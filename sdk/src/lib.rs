@@ -13,10 +13,12 @@
 //! The app and the module share only the C ABI in [`abi`], so they are built separately.
 
 pub mod abi;
+mod body;
 mod export;
 mod request;
 mod response;
 
+pub use body::RequestBody;
 pub use http::{self, header, HeaderMap, Method, StatusCode};
 pub use request::{Environ, Request};
 pub use response::{Body, IntoResponse, Response};

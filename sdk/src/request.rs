@@ -1,6 +1,9 @@
 //! The request as an app sees it: the gateway environ, with typed views on top.
 
+use http::header::{HeaderName, HeaderValue};
+
 use crate::abi;
+use crate::body::RequestBody;
 
 /// The gateway environ: CGI/WSGI-style names (`REQUEST_METHOD`, `PATH_INFO`, `HTTP_HOST`, ...)
 /// with their values as nginx received them. Values are bytes: a path or a header that is not
@@ -61,11 +64,72 @@ impl std::fmt::Debug for Environ<'_> {
 #[derive(Debug)]
 pub struct Request<'a> {
     environ: Environ<'a>,
+    body: &'a [abi::BodySegment],
 }
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(environ: Environ<'a>) -> Self {
-        Request { environ }
+    pub(crate) fn new(environ: Environ<'a>, body: &'a [abi::BodySegment]) -> Self {
+        Request { environ, body }
+    }
+
+    /// A reader over the request body, from its start; see [`RequestBody`].
+    pub fn body(&self) -> RequestBody<'a> {
+        RequestBody::new(self.body)
+    }
+
+    /// The body's length (`CONTENT_LENGTH`); `None` for a request without a body.
+    pub fn content_length(&self) -> Option<u64> {
+        self.environ.get_str("CONTENT_LENGTH")?.parse().ok()
+    }
+
+    /// The request target as the client sent it (`REQUEST_URI`), as an `http::Uri`. Bytes
+    /// `http` does not accept in a URI (raw UTF-8, for one) are percent-encoded.
+    pub fn uri(&self) -> http::Uri {
+        let raw = self.environ.get("REQUEST_URI").unwrap_or(b"/");
+        http::Uri::try_from(raw)
+            .or_else(|_| http::Uri::try_from(percent_encode_unsafe(raw)))
+            .unwrap_or_else(|_| http::Uri::from_static("/"))
+    }
+
+    /// The HTTP version (`SERVER_PROTOCOL`).
+    pub fn version(&self) -> http::Version {
+        match self.environ.get("SERVER_PROTOCOL") {
+            Some(b"HTTP/0.9") => http::Version::HTTP_09,
+            Some(b"HTTP/1.0") => http::Version::HTTP_10,
+            Some(b"HTTP/2.0") => http::Version::HTTP_2,
+            Some(b"HTTP/3.0") => http::Version::HTTP_3,
+            _ => http::Version::HTTP_11,
+        }
+    }
+
+    /// The request headers as an `http::HeaderMap`, rebuilt from the environ's `HTTP_*`,
+    /// `CONTENT_TYPE` and `CONTENT_LENGTH` keys: names are lowercase with `_` read as `-`, and
+    /// a repeated header arrives as one value joined with ", " ("; " for Cookie). Built on each
+    /// call; [`Request::header`] looks one up without building the map.
+    pub fn headers(&self) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for (key, value) in self.environ.iter() {
+            let Some(cgi_name) = header_part(key) else {
+                continue;
+            };
+            let name: Vec<u8> = cgi_name
+                .iter()
+                .map(|&byte| {
+                    if byte == b'_' {
+                        b'-'
+                    } else {
+                        byte.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&name),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        headers
     }
 
     /// The whole environ.
@@ -99,11 +163,7 @@ impl<'a> Request<'a> {
     /// A request header by name, case-insensitively (`"user-agent"` reads `HTTP_USER_AGENT`).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.environ.iter().find_map(|(key, value)| {
-            let cgi_name = match key.strip_prefix(b"HTTP_") {
-                Some(rest) => rest,
-                None if key == b"CONTENT_TYPE" || key == b"CONTENT_LENGTH" => key,
-                None => return None,
-            };
+            let cgi_name = header_part(key)?;
             let same = cgi_name.len() == name.len()
                 && cgi_name.iter().zip(name.bytes()).all(|(&c, n)| {
                     let n = if n == b'-' {
@@ -116,4 +176,26 @@ impl<'a> Request<'a> {
             same.then_some(value)
         })
     }
+}
+
+/// The header-name part of an environ key that carries a request header.
+fn header_part(key: &[u8]) -> Option<&[u8]> {
+    match key.strip_prefix(b"HTTP_") {
+        Some(rest) => Some(rest),
+        None if key == b"CONTENT_TYPE" || key == b"CONTENT_LENGTH" => Some(key),
+        None => None,
+    }
+}
+
+/// Percent-encodes the bytes a URI may not hold literally, leaving existing escapes alone.
+fn percent_encode_unsafe(raw: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(raw.len() * 3);
+    for &byte in raw {
+        if byte.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&byte) {
+            encoded.push(byte);
+        } else {
+            encoded.extend_from_slice(format!("%{byte:02X}").as_bytes());
+        }
+    }
+    encoded
 }

@@ -1,6 +1,8 @@
 //! Drives the app side of the ABI the way the module does, with a host of our own: the
 //! environ goes in, and a response (or a failure) comes out through the host's functions.
 
+use std::io::{BufRead, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 
 use gateway::abi;
@@ -57,6 +59,18 @@ where
     H: FnOnce(&Request<'_>) -> R,
     R: IntoResponse,
 {
+    run_with_body(environ, &[], handler)
+}
+
+fn run_with_body<H, R>(
+    environ: &[(&str, &[u8])],
+    body: &[abi::BodySegment],
+    handler: H,
+) -> Completion
+where
+    H: FnOnce(&Request<'_>) -> R,
+    R: IntoResponse,
+{
     let pairs: Vec<abi::Pair> = environ
         .iter()
         .map(|(name, value)| abi::Pair {
@@ -68,6 +82,8 @@ where
         host: &HOST,
         environ: pairs.as_ptr(),
         environ_len: pairs.len(),
+        body: body.as_ptr(),
+        body_len: body.len(),
     };
     let call = FakeCall(Mutex::new(None));
     let handle = (&call as *const FakeCall).cast_mut().cast::<abi::Call>();
@@ -172,4 +188,116 @@ fn a_panicking_handler_fails_the_call_instead_of_unwinding() {
         done.failure.as_deref(),
         Some("handler panicked: boom at 42")
     );
+}
+
+fn memory_segment(bytes: &'static [u8]) -> abi::BodySegment {
+    abi::BodySegment {
+        fd: -1,
+        offset: 0,
+        len: bytes.len() as u64,
+        data: bytes.as_ptr(),
+    }
+}
+
+#[test]
+fn body_reads_across_memory_and_file_segments() {
+    // As nginx leaves a large body: most of it spilled to a temporary file (here at an offset,
+    // and longer than the reader's chunk), the rest still in memory.
+    let spilled: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut file = tempfile();
+    file.write_all(b"junk before").unwrap();
+    file.write_all(&spilled).unwrap();
+    file.write_all(b"junk after").unwrap();
+    let segments = [
+        memory_segment(b"head:"),
+        abi::BodySegment {
+            fd: file.as_raw_fd(),
+            offset: 11,
+            len: spilled.len() as u64,
+            data: std::ptr::null(),
+        },
+        memory_segment(b""),
+        memory_segment(b":tail"),
+    ];
+    let mut expected = b"head:".to_vec();
+    expected.extend_from_slice(&spilled);
+    expected.extend_from_slice(b":tail");
+
+    let done = run_with_body(&[], &segments, |request| {
+        let mut body = request.body();
+        assert_eq!(body.len(), expected.len() as u64);
+        let mut all = Vec::new();
+        body.read_to_end(&mut all).unwrap();
+        assert_eq!(all, expected);
+
+        // A second reader starts over, and BufRead works across segment boundaries.
+        let lines: Vec<Vec<u8>> = request.body().split(b':').map(Result::unwrap).collect();
+        assert_eq!(lines.first().map(Vec::as_slice), Some(&b"head"[..]));
+        assert_eq!(lines.last().map(Vec::as_slice), Some(&b"tail"[..]));
+        format!("{}", all.len())
+    });
+    assert_eq!(done.body, format!("{}", 5 + 200_000 + 5).into_bytes());
+}
+
+#[test]
+fn a_truncated_body_file_is_an_error_not_a_hang() {
+    let file = tempfile();
+    let segments = [abi::BodySegment {
+        fd: file.as_raw_fd(),
+        offset: 0,
+        len: 10,
+        data: std::ptr::null(),
+    }];
+    let done = run_with_body(&[], &segments, |request| {
+        let error = request.body().read_to_end(&mut Vec::new()).unwrap_err();
+        error.kind().to_string()
+    });
+    assert_eq!(
+        done.body,
+        std::io::ErrorKind::UnexpectedEof.to_string().into_bytes()
+    );
+}
+
+#[test]
+fn http_views_of_the_request() {
+    let environ: &[(&str, &[u8])] = &[
+        ("REQUEST_URI", b"/caf\xe9/x?q=%2F&b=1"),
+        ("SERVER_PROTOCOL", b"HTTP/1.0"),
+        ("CONTENT_TYPE", b"text/plain"),
+        ("CONTENT_LENGTH", b"12"),
+        ("HTTP_X_MULTI", b"a, b"),
+        ("HTTP_COOKIE", b"a=1; b=2"),
+        ("gateway.app", b"t"),
+    ];
+    let done = run(environ, |request| {
+        let uri = request.uri();
+        assert_eq!(uri.path(), "/caf%E9/x");
+        assert_eq!(uri.query(), Some("q=%2F&b=1"));
+        assert_eq!(request.version(), gateway::http::Version::HTTP_10);
+        assert_eq!(request.content_length(), Some(12));
+        let headers = request.headers();
+        assert_eq!(headers.len(), 4);
+        assert_eq!(headers["content-type"], "text/plain");
+        assert_eq!(headers["x-multi"], "a, b");
+        assert_eq!(headers["cookie"], "a=1; b=2");
+        "ok"
+    });
+    assert_eq!(done.body, b"ok");
+}
+
+/// An anonymous temporary file.
+fn tempfile() -> std::fs::File {
+    let path = std::env::temp_dir().join(format!(
+        "gateway-body-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    file
 }

@@ -1,10 +1,13 @@
-//! Returns the request's gateway environ as a JSON object with sorted keys:
-//! a debugging aid for users and the fixture of the environ tests. Values that are not UTF-8
-//! are shown with replacement characters; the raw bytes are what the app itself receives.
+//! Returns the request's gateway environ as a JSON object with sorted keys: a debugging aid
+//! for users and the fixture of the environ tests. Values that are not UTF-8 are shown with
+//! replacement characters; `?key=NAME` answers with the raw bytes of that one value instead.
 
-use gateway::{header, Request, Response};
+use gateway::{header, IntoResponse, Request, Response, StatusCode};
 
 fn environ(request: &Request) -> Response {
+    if let Some(name) = request.query_string().strip_prefix(b"key=") {
+        return one_value(request, name);
+    }
     let object: serde_json::Map<String, serde_json::Value> = request
         .environ()
         .iter()
@@ -21,6 +24,18 @@ fn environ(request: &Request) -> Response {
         header::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+fn one_value(request: &Request, name: &[u8]) -> Response {
+    let value = request
+        .environ()
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_vec());
+    match value {
+        Some(value) => value.into_response(),
+        None => (StatusCode::NOT_FOUND, "no such key\n").into_response(),
+    }
 }
 
 gateway::app!(environ);
