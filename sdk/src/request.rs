@@ -5,9 +5,7 @@ use http::header::{HeaderName, HeaderValue};
 use crate::abi;
 use crate::body::RequestBody;
 
-/// The gateway environ: CGI/WSGI-style names (`REQUEST_METHOD`, `PATH_INFO`, `HTTP_HOST`, ...)
-/// with their values as nginx received them. Values are bytes: a path or a header that is not
-/// UTF-8 reaches the app unchanged through [`Environ::get`].
+#[doc = include_str!("../ENVIRON.md")]
 #[derive(Clone, Copy)]
 pub struct Environ<'a> {
     pairs: &'a [abi::Pair],
