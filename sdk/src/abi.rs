@@ -40,6 +40,28 @@ pub const ABI_MINOR: u32 = 0;
 /// Body kind of [`Response::body_kind`]: the body is [`Response::body`], sent as is.
 pub const BODY_BYTES: u32 = 0;
 
+/// Body kind: the body is pulled from [`Response::stream`] with [`Response::stream_next`],
+/// one chunk at a time, only when nginx can send more. Without a `Content-Length` header the
+/// response is chunked (HTTP/1.1) or ends by closing the connection (HTTP/1.0).
+pub const BODY_STREAM: u32 = 1;
+
+/// Body kind: [`Response::body`] is the absolute path of a file that nginx sends itself
+/// (sendfile, ranges, conditional requests); a missing file is a 404, an unreadable one a 403.
+pub const BODY_FILE: u32 = 2;
+
+/// Body kind: no body; [`Response::body`] is a URI (with an optional `?query`) or a named
+/// location (`@name`) that nginx redirects the request to internally, as with
+/// X-Accel-Redirect. The response's status and headers are not sent.
+pub const BODY_REDIRECT: u32 = 3;
+
+/// [`Response::stream_next`] filled in a chunk.
+pub const STREAM_CHUNK: i32 = 0;
+/// [`Response::stream_next`]: the stream ended; the chunk is not used.
+pub const STREAM_END: i32 = 1;
+/// [`Response::stream_next`]: the stream failed; the chunk holds the message for the log. The
+/// client's response is cut short, since its status and headers are already sent.
+pub const STREAM_ERROR: i32 = 2;
+
 /// A borrowed run of bytes; `ptr` may be null when `len` is 0.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -128,12 +150,30 @@ pub struct Response {
     pub reason: Bytes,
     pub headers: *const Pair,
     pub headers_len: usize,
-    /// How to read the body; [`BODY_BYTES`] is the only kind in minor 0.
+    /// What the body is: [`BODY_BYTES`], [`BODY_STREAM`], [`BODY_FILE`] or [`BODY_REDIRECT`].
     pub body_kind: u32,
+    /// The body bytes, file path or redirect target, by `body_kind`.
     pub body: Bytes,
-    /// Passed to `release` once the module no longer needs anything this response points to.
+    /// Passed to `release` once the module no longer needs anything this response points to;
+    /// releasing a stream also ends it (the app drops its state).
     pub owner: *mut c_void,
     pub release: unsafe extern "C" fn(owner: *mut c_void),
+    /// For [`BODY_STREAM`]: passed to `stream_next`.
+    pub stream: *mut c_void,
+    /// For [`BODY_STREAM`]: fills `chunk` and returns [`STREAM_CHUNK`], or returns
+    /// [`STREAM_END`] or [`STREAM_ERROR`]. Called on the nginx event loop, never again after
+    /// END or ERROR; a chunk's bytes stay valid until the next call or the release.
+    pub stream_next: Option<unsafe extern "C" fn(stream: *mut c_void, chunk: *mut Chunk) -> i32>,
+}
+
+/// One piece of a streamed body.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk {
+    pub data: Bytes,
+    /// Non-zero: send everything so far to the client now instead of waiting to fill a packet
+    /// (nginx does this for every chunk of a `text/event-stream`).
+    pub flush: u32,
 }
 
 /// Marks the descriptor shareable: it is immutable and points only to static data.

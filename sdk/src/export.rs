@@ -1,12 +1,13 @@
 //! The app side of the ABI: what [`app!`](crate::app) expands to calls into here.
 
-use std::any::Any;
 use std::ffi::c_void;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::abi;
+use crate::panic_report;
 use crate::request::{Environ, Request};
-use crate::response::{IntoResponse, Response};
+use crate::response::{IntoResponse, ReasonPhrase, Response};
+use crate::response_body::{Chunk, Kind};
 
 /// Exports `handler` as the app of this library.
 ///
@@ -67,10 +68,10 @@ where
         )
     };
 
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    let outcome = panic_report::catch("handler", || {
         let request = Request::new(Environ::new(environ), body);
         Outgoing::new(handler(&request).into_response())
-    }));
+    });
     match outcome {
         Ok(outgoing) => {
             let response = Box::into_raw(outgoing);
@@ -78,21 +79,11 @@ where
             // response; the module hands it back to `release_outgoing` exactly once.
             unsafe { (host.respond)(call, response.cast::<abi::Response>()) }
         }
-        Err(payload) => {
-            let message = panic_message(&payload);
+        Err(message) => {
             // SAFETY: the module copies the message before `fail` returns.
             unsafe { (host.fail)(call, abi::Bytes::new(message.as_bytes())) }
         }
     }
-}
-
-fn panic_message(payload: &Box<dyn Any + Send>) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message");
-    format!("handler panicked: {text}")
 }
 
 /// A response on its way to the module: the ABI view first, then what it points into.
@@ -101,6 +92,10 @@ struct Outgoing {
     abi: abi::Response,
     headers: Vec<abi::Pair>,
     response: Response,
+    /// The stream chunk the module is sending, kept alive until it asks for the next one.
+    chunk: Option<Chunk>,
+    /// Why the stream failed, kept alive for the module to log it.
+    stream_error: String,
 }
 
 impl Outgoing {
@@ -115,30 +110,75 @@ impl Outgoing {
                 value: abi::Bytes::new(value.as_bytes()),
             })
             .collect();
-        let body = response.body();
+        let reason = response.extensions().get::<ReasonPhrase>();
+        let (body_kind, body) = match &response.body().0 {
+            Kind::Bytes(bytes) => (abi::BODY_BYTES, abi::Bytes::new(bytes)),
+            Kind::Stream(_) => (abi::BODY_STREAM, abi::Bytes::EMPTY),
+            Kind::File(path) => (abi::BODY_FILE, abi::Bytes::new(path.as_os_str().as_bytes())),
+            Kind::Redirect(uri) => (abi::BODY_REDIRECT, abi::Bytes::new(uri.as_bytes())),
+        };
         let abi = abi::Response {
             status: response.status().as_u16(),
-            reason: abi::Bytes::EMPTY,
+            reason: reason.map_or(abi::Bytes::EMPTY, |reason| {
+                abi::Bytes::new(reason.as_str().as_bytes())
+            }),
             headers: headers.as_ptr(),
             headers_len: headers.len(),
-            body_kind: abi::BODY_BYTES,
-            body: abi::Bytes::new(body.as_bytes()),
+            body_kind,
+            body,
             owner: std::ptr::null_mut(),
             release: release_outgoing,
+            stream: std::ptr::null_mut(),
+            stream_next: (body_kind == abi::BODY_STREAM).then_some(next_chunk as _),
         };
         let mut outgoing = Box::new(Outgoing {
             abi,
             headers,
             response,
+            chunk: None,
+            stream_error: String::new(),
         });
-        outgoing.abi.owner = (&mut *outgoing as *mut Outgoing).cast::<c_void>();
+        let this = (&mut *outgoing as *mut Outgoing).cast::<c_void>();
+        outgoing.abi.owner = this;
+        outgoing.abi.stream = this;
         outgoing
     }
 }
 
+unsafe extern "C" fn next_chunk(stream: *mut c_void, chunk: *mut abi::Chunk) -> i32 {
+    // SAFETY: `stream` is the live `Outgoing` this function was handed out with; the module
+    // calls it from one thread at a time and not after releasing it.
+    let outgoing = unsafe { &mut *stream.cast::<Outgoing>() };
+    // The chunk sent last is done with: the module asks for the next only after that.
+    outgoing.chunk = None;
+    let Kind::Stream(chunks) = &mut outgoing.response.body_mut().0 else {
+        return abi::STREAM_END;
+    };
+    let next = panic_report::catch("stream", || chunks.next());
+    let failure = match next {
+        Ok(None) => return abi::STREAM_END,
+        Ok(Some(Ok(next))) => {
+            let data = abi::Bytes::new(&next.data);
+            let flush = u32::from(next.flush);
+            outgoing.chunk = Some(next);
+            // SAFETY: the module passes a writable chunk.
+            unsafe { chunk.write(abi::Chunk { data, flush }) };
+            return abi::STREAM_CHUNK;
+        }
+        Ok(Some(Err(error))) => format!("stream failed: {error}"),
+        Err(panic) => panic,
+    };
+    outgoing.stream_error = failure;
+    let data = abi::Bytes::new(outgoing.stream_error.as_bytes());
+    // SAFETY: as above.
+    unsafe { chunk.write(abi::Chunk { data, flush: 0 }) };
+    abi::STREAM_ERROR
+}
+
 unsafe extern "C" fn release_outgoing(owner: *mut c_void) {
-    // Dropping app values may run app code; a panic there must not unwind into nginx.
-    let _ = catch_unwind(|| {
+    // Dropping app values (a stream, for one) runs app code; a panic there must not unwind
+    // into nginx.
+    let _ = panic_report::catch("release", || {
         // SAFETY: `owner` is the `Box<Outgoing>` leaked in `dispatch`, released once.
         drop(unsafe { Box::from_raw(owner.cast::<Outgoing>()) });
     });

@@ -13,15 +13,18 @@
 //! The app and the module share only the C ABI in [`abi`], so they are built separately.
 
 pub mod abi;
-mod body;
 mod export;
+mod panic_report;
 mod request;
+mod request_body;
 mod response;
+mod response_body;
 
-pub use body::RequestBody;
 pub use http::{self, header, HeaderMap, Method, StatusCode};
 pub use request::{Environ, Request};
-pub use response::{Body, IntoResponse, Response};
+pub use request_body::RequestBody;
+pub use response::{internal_redirect, IntoResponse, ReasonPhrase, Response};
+pub use response_body::{Body, Chunk};
 
 /// Version of this SDK, recorded in every app library for the logs.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

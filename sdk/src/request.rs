@@ -3,7 +3,7 @@
 use http::header::{HeaderName, HeaderValue};
 
 use crate::abi;
-use crate::body::RequestBody;
+use crate::request_body::RequestBody;
 
 #[doc = include_str!("../ENVIRON.md")]
 #[derive(Clone, Copy)]

@@ -1,65 +1,13 @@
 //! What a handler returns, and the conversions that make `"text"`, `(StatusCode, json)` and
 //! `Result<_, _>` valid handler results, as in axum.
 
-use std::borrow::Cow;
-
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::StatusCode;
 
+use crate::response_body::Body;
+
 /// A response: the `http` crate's, with a [`Body`].
 pub type Response = http::Response<Body>;
-
-/// A response body held in memory; static bytes are sent without being copied.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Body(Cow<'static, [u8]>);
-
-impl Body {
-    pub fn empty() -> Self {
-        Body::default()
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl From<&'static str> for Body {
-    fn from(text: &'static str) -> Self {
-        Body(Cow::Borrowed(text.as_bytes()))
-    }
-}
-
-impl From<&'static [u8]> for Body {
-    fn from(bytes: &'static [u8]) -> Self {
-        Body(Cow::Borrowed(bytes))
-    }
-}
-
-impl From<String> for Body {
-    fn from(text: String) -> Self {
-        Body(Cow::Owned(text.into_bytes()))
-    }
-}
-
-impl From<Vec<u8>> for Body {
-    fn from(bytes: Vec<u8>) -> Self {
-        Body(Cow::Owned(bytes))
-    }
-}
-
-impl From<()> for Body {
-    fn from(_: ()) -> Self {
-        Body::empty()
-    }
-}
 
 /// Anything a handler may return.
 pub trait IntoResponse {
@@ -107,6 +55,12 @@ impl IntoResponse for &'static [u8] {
     }
 }
 
+impl IntoResponse for Body {
+    fn into_response(self) -> Response {
+        Response::new(self)
+    }
+}
+
 impl IntoResponse for () {
     fn into_response(self) -> Response {
         Response::new(Body::empty())
@@ -137,4 +91,27 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
             Err(error) => error.into_response(),
         }
     }
+}
+
+/// A reason phrase for the status line, set as a response extension:
+/// `response.extensions_mut().insert(ReasonPhrase::new("Gone Fishing"))`. Without it nginx
+/// sends the standard phrase (HTTP/2 and HTTP/3 have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonPhrase(std::borrow::Cow<'static, str>);
+
+impl ReasonPhrase {
+    pub fn new(phrase: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        ReasonPhrase(phrase.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A response that has nginx redirect the request internally to `uri` (a path with an
+/// optional `?query`, or a named location `@name`): nginx then serves it, for example a
+/// protected file from an `internal` location, as with X-Accel-Redirect.
+pub fn internal_redirect(uri: impl Into<String>) -> Response {
+    Response::new(Body::internal_redirect(uri))
 }

@@ -12,8 +12,14 @@ use gateway::{header, IntoResponse, Request, StatusCode};
 #[derive(Debug, Default, PartialEq)]
 struct Completion {
     status: u16,
+    reason: String,
     headers: Vec<(String, String)>,
+    body_kind: u32,
+    /// The body bytes, file path or redirect target; for a stream, its chunks concatenated.
     body: Vec<u8>,
+    /// For a stream: the flush flag of each chunk, and the error that ended it, if any.
+    flushes: Vec<bool>,
+    stream_error: Option<String>,
     failure: Option<String>,
 }
 
@@ -25,16 +31,43 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
     let response = unsafe { &*response };
     let pairs = unsafe { abi::slice_from_abi(response.headers, response.headers_len) };
     let text = |bytes: abi::Bytes| String::from_utf8(unsafe { bytes.as_slice() }.to_vec()).unwrap();
-    let completion = Completion {
+    let mut completion = Completion {
         status: response.status,
+        reason: text(response.reason),
         headers: pairs
             .iter()
             .map(|pair| (text(pair.name), text(pair.value)))
             .collect(),
+        body_kind: response.body_kind,
         body: unsafe { response.body.as_slice() }.to_vec(),
-        failure: None,
+        ..Completion::default()
     };
-    assert_eq!(response.body_kind, abi::BODY_BYTES);
+    if response.body_kind == abi::BODY_STREAM {
+        // Pull the whole stream, as the module does on write events.
+        let next = response.stream_next.expect("a stream has a next function");
+        loop {
+            let mut chunk = abi::Chunk {
+                data: abi::Bytes::EMPTY,
+                flush: 0,
+            };
+            match unsafe { next(response.stream, &mut chunk) } {
+                abi::STREAM_CHUNK => {
+                    completion
+                        .body
+                        .extend_from_slice(unsafe { chunk.data.as_slice() });
+                    completion.flushes.push(chunk.flush != 0);
+                }
+                abi::STREAM_END => break,
+                abi::STREAM_ERROR => {
+                    completion.stream_error = Some(text(chunk.data));
+                    break;
+                }
+                other => panic!("unknown stream status {other}"),
+            }
+        }
+    } else {
+        assert!(response.stream_next.is_none());
+    }
     unsafe { (response.release)(response.owner) };
     *call.0.lock().unwrap() = Some(completion);
 }
@@ -184,10 +217,12 @@ fn status_tuples_results_and_full_responses() {
 #[test]
 fn a_panicking_handler_fails_the_call_instead_of_unwinding() {
     let done = run(&[], |_| -> &'static str { panic!("boom at {}", 42) });
-    assert_eq!(
-        done.failure.as_deref(),
-        Some("handler panicked: boom at 42")
+    let failure = done.failure.unwrap();
+    assert!(
+        failure.starts_with("handler panicked at sdk/tests/abi_dispatch.rs:"),
+        "{failure}"
     );
+    assert!(failure.ends_with(": boom at 42"), "{failure}");
 }
 
 fn memory_segment(bytes: &'static [u8]) -> abi::BodySegment {
@@ -300,4 +335,95 @@ fn tempfile() -> std::fs::File {
         .unwrap();
     std::fs::remove_file(&path).unwrap();
     file
+}
+
+/// Counts drops, to show a stream's state is dropped when the module releases the response.
+struct DropCounter(&'static std::sync::atomic::AtomicUsize);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn streams_are_pulled_chunk_by_chunk_and_dropped_on_release() {
+    static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let done = run(&[], |_| {
+        let guard = DropCounter(&DROPPED);
+        let chunks = (1..=3).map(move |i| {
+            let _keep = &guard;
+            let chunk = gateway::Chunk::new(format!("part {i}\n"));
+            if i == 2 {
+                chunk.flushed()
+            } else {
+                chunk
+            }
+        });
+        gateway::Body::from_iter(chunks)
+    });
+    assert_eq!(done.body_kind, abi::BODY_STREAM);
+    assert_eq!(done.body, b"part 1\npart 2\npart 3\n");
+    assert_eq!(done.flushes, vec![false, true, false]);
+    assert_eq!(done.stream_error, None);
+    assert_eq!(DROPPED.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_failing_or_panicking_stream_ends_with_an_error() {
+    let done = run(&[], |_| {
+        gateway::Body::from_try_iter(vec![Ok("ok\n"), Err("disk on fire"), Ok("never")])
+    });
+    assert_eq!(done.body, b"ok\n");
+    assert_eq!(
+        done.stream_error.as_deref(),
+        Some("stream failed: disk on fire")
+    );
+
+    let done = run(&[], |_| {
+        gateway::Body::from_iter((0..3).map(|i| {
+            if i == 1 {
+                panic!("chunk {i} exploded")
+            } else {
+                "x"
+            }
+        }))
+    });
+    assert_eq!(done.body, b"x");
+    let error = done.stream_error.unwrap();
+    assert!(
+        error.starts_with("stream panicked at sdk/tests/abi_dispatch.rs:"),
+        "{error}"
+    );
+    assert!(error.ends_with(": chunk 1 exploded"), "{error}");
+}
+
+#[test]
+fn files_redirects_and_reason_phrases() {
+    let done = run(&[], |_| gateway::Body::file("/srv/files/report.pdf"));
+    assert_eq!(
+        (done.body_kind, done.body.as_slice()),
+        (abi::BODY_FILE, &b"/srv/files/report.pdf"[..])
+    );
+
+    let done = run(&[], |_| {
+        gateway::internal_redirect("/protected/report.pdf?v=2")
+    });
+    assert_eq!(
+        (done.body_kind, done.body.as_slice()),
+        (abi::BODY_REDIRECT, &b"/protected/report.pdf?v=2"[..])
+    );
+
+    let done = run(&[], |_| {
+        let mut response = (StatusCode::IM_A_TEAPOT, "short and stout").into_response();
+        response
+            .extensions_mut()
+            .insert(gateway::ReasonPhrase::new("Short And Stout"));
+        response
+    });
+    assert_eq!(
+        (done.status, done.reason.as_str()),
+        (418, "Short And Stout")
+    );
+    assert_eq!(run(&[], |_| "plain").reason, "");
 }
