@@ -7,14 +7,13 @@ use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
-    NGX_DONE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ERR,
+    NGX_DONE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
-use ngx::ngx_log_error;
 use parking_lot::Mutex;
 
 use crate::panic_guard::guard;
-use crate::{environ, request_body, response, Module};
+use crate::{app_log, environ, request_body, response, Module};
 
 const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
 
@@ -92,30 +91,16 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
     match outcome {
         Outcome::Responded(response) => response::send(r, app, response),
         Outcome::Failed(message) => {
-            ngx_log_error!(
-                NGX_LOG_ERR,
-                log_of(r),
-                "gateway: app \"{}\" failed: {message}",
-                app.name()
-            );
+            app_log::error(r, app, format_args!("failed: {message}"));
             INTERNAL_SERVER_ERROR
         }
         Outcome::Pending | Outcome::Abandoned => {
-            ngx_log_error!(
-                NGX_LOG_ERR,
-                log_of(r),
-                "gateway: app \"{}\" returned without completing the request, which this module \
-                 version does not support",
-                app.name()
-            );
+            let unsupported = "returned without completing the request, which this module \
+                               version does not support";
+            app_log::error(r, app, format_args!("{unsupported}"));
             INTERNAL_SERVER_ERROR
         }
     }
-}
-
-fn log_of(r: &ngx_http_request_t) -> *mut ngx::ffi::ngx_log_t {
-    // SAFETY: a live request always has a connection with a log.
-    unsafe { (*r.connection).log }
 }
 
 /// A response handed over by the app, owned by the module until it calls the release function.

@@ -99,7 +99,7 @@ fn entry(name: &'static [u8], value: &[u8]) -> Pair {
 }
 
 /// The value of an indexed nginx variable, if it has one for this request.
-fn variable_value<'r>(r: &'r mut ngx_http_request_t, index: ngx_int_t) -> Option<&'r [u8]> {
+pub fn variable_value<'r>(r: &'r mut ngx_http_request_t, index: ngx_int_t) -> Option<&'r [u8]> {
     // SAFETY: `index` was registered at configuration time; nginx caches the value in the
     // request, which keeps it alive as long as the request.
     let value = unsafe { ngx_http_get_indexed_variable(r, index as usize).as_ref() }?;

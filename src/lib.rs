@@ -7,6 +7,7 @@
 //! Every entry point nginx calls goes through [`panic_guard`].
 
 mod app_loader;
+mod app_log;
 mod content_handler;
 mod directives;
 mod environ;
@@ -14,6 +15,8 @@ mod panic_guard;
 mod pool_bytes;
 mod request_body;
 mod response;
+mod response_file;
+mod response_stream;
 mod worker;
 
 use std::ptr::{addr_of, null_mut};

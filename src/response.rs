@@ -3,23 +3,37 @@
 
 use std::ffi::c_void;
 use std::fmt;
+use std::sync::Arc;
 
 use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header,
-    ngx_http_send_special, ngx_int_t, ngx_list_push, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t,
-    ngx_table_elt_t, off_t, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST, NGX_LOG_ERR,
+    ngx_buf_t, ngx_chain_t, ngx_http_internal_redirect, ngx_http_named_location,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
+    ngx_int_t, ngx_list_push, ngx_parse_http_time, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t,
+    ngx_table_elt_t, off_t, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST,
     NGX_OK,
 };
-use ngx::ngx_log_error;
 
 use crate::app_loader::App;
 use crate::content_handler::AppResponse;
 use crate::panic_guard::guard;
-use crate::pool_bytes;
+use crate::{app_log, pool_bytes, response_file, response_stream};
 
-const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+pub const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+
+/// Headers that describe one connection, not the response; PEP 3333 forbids apps to set them,
+/// and nginx manages its own.
+const HOP_BY_HOP: [&[u8]; 8] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+];
 
 /// Why an app's response cannot be sent.
 #[derive(Debug)]
@@ -28,8 +42,15 @@ enum Invalid<'a> {
     Reason(&'a [u8]),
     HeaderName(&'a [u8]),
     HeaderValue(&'a [u8]),
-    ContentLength { declared: &'a [u8], body: usize },
+    HopByHop(&'a [u8]),
+    ContentLength {
+        declared: &'a [u8],
+        body: Option<usize>,
+    },
     BodyKind(u32),
+    NoStream,
+    FilePath(&'a [u8]),
+    RedirectTarget(&'a [u8]),
 }
 
 impl fmt::Display for Invalid<'_> {
@@ -37,35 +58,68 @@ impl fmt::Display for Invalid<'_> {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).escape_debug().to_string();
         match self {
             Invalid::Status(status) => write!(f, "status {status} is not a final HTTP status"),
-            Invalid::Reason(reason) => write!(
-                f,
-                "reason phrase \"{}\" has control characters",
-                text(reason)
-            ),
+            Invalid::Reason(reason) => {
+                write!(
+                    f,
+                    "reason phrase \"{}\" has control characters",
+                    text(reason)
+                )
+            }
             Invalid::HeaderName(name) => {
                 write!(f, "header name \"{}\" is not an HTTP token", text(name))
             }
-            Invalid::HeaderValue(name) => {
-                write!(
-                    f,
-                    "header \"{}\" has a value with CR, LF, NUL or other control characters",
-                    text(name)
-                )
-            }
-            Invalid::ContentLength { declared, body } => {
-                write!(
-                    f,
-                    "Content-Length \"{}\" differs from the body's {body} bytes",
-                    text(declared)
-                )
+            Invalid::HeaderValue(name) => write!(
+                f,
+                "header \"{}\" has a value with CR, LF, NUL or other control characters",
+                text(name)
+            ),
+            Invalid::HopByHop(name) => write!(
+                f,
+                "header \"{}\" is hop-by-hop, which apps may not set",
+                text(name)
+            ),
+            Invalid::ContentLength {
+                declared,
+                body: Some(body),
+            } => write!(
+                f,
+                "Content-Length \"{}\" differs from the body's {body} bytes",
+                text(declared)
+            ),
+            Invalid::ContentLength {
+                declared,
+                body: None,
+            } => {
+                write!(f, "Content-Length \"{}\" is not a number", text(declared))
             }
             Invalid::BodyKind(kind) => write!(f, "body kind {kind} is unknown to this module"),
+            Invalid::NoStream => write!(f, "streamed body without a stream function"),
+            Invalid::FilePath(path) => {
+                write!(f, "file body path \"{}\" is not absolute", text(path))
+            }
+            Invalid::RedirectTarget(target) => write!(
+                f,
+                "internal redirect target \"{}\" is neither a path nor a named location",
+                text(target)
+            ),
         }
     }
 }
 
-/// Sends `response` for `r` and returns what the content handler returns to nginx.
-pub fn send(r: &mut ngx_http_request_t, app: &App, response: AppResponse) -> ngx_int_t {
+/// A checked response, borrowed from the app until its release.
+pub struct Checked<'a> {
+    pub status: u16,
+    pub reason: &'a [u8],
+    pub headers: &'a [abi::Pair],
+    pub kind: u32,
+    pub body: &'a [u8],
+    /// The declared Content-Length, for streams.
+    pub content_length: Option<u64>,
+    pub response: &'a abi::Response,
+}
+
+/// Sends `response` for `r` and returns what the request is to be finalized with.
+pub fn send(r: &mut ngx_http_request_t, app: &Arc<App>, response: AppResponse) -> ngx_int_t {
     // From here on the pool owns the response: it is released when the request ends, after
     // nginx has sent the body straight from the app's memory.
     if !release_with_pool(r, &response) {
@@ -74,54 +128,59 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, response: AppResponse) -> ngx
     }
     // SAFETY: the app keeps the response valid until the pool cleanup above releases it.
     let response = unsafe { &*response.as_ptr() };
-    // SAFETY: the ABI gives `headers_len` readable pairs.
-    let headers = unsafe { abi::slice_from_abi(response.headers, response.headers_len) };
-    // SAFETY: as above, for the body bytes.
-    let body = unsafe { response.body.as_slice() };
-    // SAFETY: as above, for the reason phrase.
-    let reason = unsafe { response.reason.as_slice() };
-
-    if let Err(invalid) = check(response, reason, headers, body) {
-        ngx_log_error!(
-            NGX_LOG_ERR,
-            log_of(r),
-            "gateway: app \"{}\" returned an invalid response: {invalid}",
-            app.name()
-        );
+    let checked = match check(response) {
+        Ok(checked) => checked,
+        Err(invalid) => {
+            app_log::error(
+                r,
+                app,
+                format_args!("returned an invalid response: {invalid}"),
+            );
+            return INTERNAL_SERVER_ERROR;
+        }
+    };
+    if checked.kind == abi::BODY_REDIRECT {
+        return redirect(r, checked.body);
+    }
+    if set_status_and_headers(r, &checked).is_none() {
         return INTERNAL_SERVER_ERROR;
     }
-    if set_headers(r, response.status, reason, headers, body.len()).is_none() {
-        return INTERNAL_SERVER_ERROR;
+    match checked.kind {
+        abi::BODY_FILE => response_file::send(r, app, &checked),
+        abi::BODY_STREAM => response_stream::start(r, app, &checked),
+        _ => send_bytes(r, checked.body),
     }
-
-    // SAFETY: `r` is a live request whose headers are set.
-    let rc = unsafe { ngx_http_send_header(r) };
-    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0 {
-        return rc;
-    }
-    send_body(r, body)
 }
 
-fn log_of(r: &ngx_http_request_t) -> *mut ngx::ffi::ngx_log_t {
-    // SAFETY: a live request always has a connection with a log.
-    unsafe { (*r.connection).log }
-}
-
-fn check<'a>(
-    response: &abi::Response,
-    reason: &'a [u8],
-    headers: &'a [abi::Pair],
-    body: &[u8],
-) -> Result<(), Invalid<'a>> {
+fn check(response: &abi::Response) -> Result<Checked<'_>, Invalid<'_>> {
+    // SAFETY: the ABI gives readable reason, header and body bytes, valid until the release.
+    let (reason, headers, body) = unsafe {
+        (
+            response.reason.as_slice(),
+            abi::slice_from_abi(response.headers, response.headers_len),
+            response.body.as_slice(),
+        )
+    };
     if !(200..=999).contains(&response.status) {
         return Err(Invalid::Status(response.status));
     }
     if !reason.iter().all(|&byte| is_field_byte(byte)) {
         return Err(Invalid::Reason(reason));
     }
-    if response.body_kind != abi::BODY_BYTES {
-        return Err(Invalid::BodyKind(response.body_kind));
+    match response.body_kind {
+        abi::BODY_BYTES => {}
+        abi::BODY_STREAM if response.stream_next.is_none() => return Err(Invalid::NoStream),
+        abi::BODY_STREAM => {}
+        abi::BODY_FILE if !body.starts_with(b"/") => return Err(Invalid::FilePath(body)),
+        abi::BODY_FILE => {}
+        abi::BODY_REDIRECT if !(body.starts_with(b"/") || body.starts_with(b"@")) => {
+            return Err(Invalid::RedirectTarget(body))
+        }
+        abi::BODY_REDIRECT => {}
+        other => return Err(Invalid::BodyKind(other)),
     }
+
+    let mut content_length = None;
     for pair in headers {
         // SAFETY: the app keeps header bytes valid until the response is released.
         let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
@@ -131,19 +190,37 @@ fn check<'a>(
         if !value.iter().all(|&byte| is_field_byte(byte)) {
             return Err(Invalid::HeaderValue(name));
         }
-        if name.eq_ignore_ascii_case(b"content-length")
-            && std::str::from_utf8(value)
+        if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
+            return Err(Invalid::HopByHop(name));
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let declared = std::str::from_utf8(value)
                 .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                != Some(body.len())
-        {
-            return Err(Invalid::ContentLength {
-                declared: value,
-                body: body.len(),
-            });
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let Some(declared_len) = declared else {
+                return Err(Invalid::ContentLength {
+                    declared: value,
+                    body: None,
+                });
+            };
+            if response.body_kind == abi::BODY_BYTES && declared_len != body.len() as u64 {
+                return Err(Invalid::ContentLength {
+                    declared: value,
+                    body: Some(body.len()),
+                });
+            }
+            content_length = Some(declared_len);
         }
     }
-    Ok(())
+    Ok(Checked {
+        status: response.status,
+        reason,
+        headers,
+        kind: response.body_kind,
+        body,
+        content_length,
+        response,
+    })
 }
 
 /// RFC 9110 `tchar`.
@@ -181,23 +258,21 @@ unsafe extern "C" fn release_response(data: *mut c_void) {
     })
 }
 
-fn set_headers(
-    r: &mut ngx_http_request_t,
-    status: u16,
-    reason: &[u8],
-    headers: &[abi::Pair],
-    body_len: usize,
-) -> Option<()> {
+fn set_status_and_headers(r: &mut ngx_http_request_t, checked: &Checked) -> Option<()> {
     // SAFETY: the request's pool lives as long as the request.
     let pool = unsafe { Pool::from_ngx_pool(r.pool) };
-    r.headers_out.status = status.into();
-    if !reason.is_empty() {
-        let code = pool_bytes::decimal(&pool, status.into())?;
-        r.headers_out.status_line = ngx_string(pool_bytes::concat(&pool, &[code, b" ", reason])?);
+    r.headers_out.status = checked.status.into();
+    if !checked.reason.is_empty() {
+        let code = pool_bytes::decimal(&pool, checked.status.into())?;
+        let line = pool_bytes::concat(&pool, &[code, b" ", checked.reason])?;
+        r.headers_out.status_line = ngx_string(line);
     }
-    r.headers_out.content_length_n = body_len as off_t;
+    r.headers_out.content_length_n = match checked.kind {
+        abi::BODY_BYTES => checked.body.len() as off_t,
+        _ => checked.content_length.map_or(-1, |len| len as off_t),
+    };
 
-    for pair in headers {
+    for pair in checked.headers {
         // SAFETY: checked in `check`, valid until the response is released.
         let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -210,32 +285,65 @@ fn set_headers(
             r.headers_out.content_type = value;
             continue;
         }
-        let name = ngx_string(pool_bytes::concat(&pool, &[name])?);
-        // SAFETY: the output header list is initialised for every request.
-        let header = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
-        if header.is_null() {
-            return None;
-        }
-        // SAFETY: `header` is a fresh, writable list element. Zeroing first keeps fields that
-        // only some nginx versions have (such as `next`) empty.
-        unsafe {
-            std::ptr::write_bytes(header, 0, 1);
-            (*header).hash = 1;
-            (*header).key = name;
-            (*header).value = value;
+        let header = push_header(r, ngx_string(pool_bytes::concat(&pool, &[name])?), value)?;
+        // nginx's filters read these from their own fields: gzip skips an encoded body,
+        // not_modified and range compare ETag and Last-Modified.
+        if name.eq_ignore_ascii_case(b"content-encoding") {
+            r.headers_out.content_encoding = header;
+        } else if name.eq_ignore_ascii_case(b"etag") {
+            r.headers_out.etag = header;
+        } else if name.eq_ignore_ascii_case(b"last-modified") {
+            // SAFETY: `value` is a pool string of `len` bytes.
+            let time = unsafe { ngx_parse_http_time(value.data, value.len) };
+            if time != NGX_ERROR as i64 {
+                r.headers_out.last_modified = header;
+                r.headers_out.last_modified_time = time;
+            }
         }
     }
     Some(())
 }
 
-fn ngx_string(bytes: &mut [u8]) -> ngx_str_t {
+fn push_header(
+    r: &mut ngx_http_request_t,
+    key: ngx_str_t,
+    value: ngx_str_t,
+) -> Option<*mut ngx_table_elt_t> {
+    // SAFETY: the output header list is initialised for every request.
+    let header = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
+    if header.is_null() {
+        return None;
+    }
+    // SAFETY: `header` is a fresh, writable list element. Zeroing first keeps fields that
+    // only some nginx versions have (such as `next`) empty.
+    unsafe {
+        std::ptr::write_bytes(header, 0, 1);
+        (*header).hash = 1;
+        (*header).key = key;
+        (*header).value = value;
+    }
+    Some(header)
+}
+
+pub fn ngx_string(bytes: &mut [u8]) -> ngx_str_t {
     ngx_str_t {
         len: bytes.len(),
         data: bytes.as_mut_ptr(),
     }
 }
 
-fn send_body(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
+/// Sends the response header; `Some(rc)` when there is nothing more to send (an error, HEAD,
+/// a 304 from nginx's filters).
+pub fn send_header(r: &mut ngx_http_request_t) -> Option<ngx_int_t> {
+    // SAFETY: `r` is a live request whose headers are set.
+    let rc = unsafe { ngx_http_send_header(r) };
+    (rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0).then_some(rc)
+}
+
+fn send_bytes(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
+    if let Some(rc) = send_header(r) {
+        return rc;
+    }
     if body.is_empty() {
         // SAFETY: `r` is live and its header was sent.
         return unsafe { ngx_http_send_special(r, NGX_HTTP_LAST as usize) };
@@ -261,4 +369,31 @@ fn send_body(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
     };
     // SAFETY: `r` is live; nginx copies the chain link before returning.
     unsafe { ngx_http_output_filter(r, &mut out) }
+}
+
+/// Hands the request to another location: a URI (with an optional query) or `@name`.
+fn redirect(r: &mut ngx_http_request_t, target: &[u8]) -> ngx_int_t {
+    // SAFETY: the request's pool lives as long as the request.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    // nginx keeps pointers to these strings for the rest of the request: copy to the pool.
+    let Some(target) = pool_bytes::concat(&pool, &[target]) else {
+        return INTERNAL_SERVER_ERROR;
+    };
+    let mut uri = ngx_string(target);
+    if target.starts_with(b"@") {
+        // SAFETY: `r` is live; nginx runs the named location's handlers later.
+        unsafe { ngx_http_named_location(r, &mut uri) };
+        return NGX_DONE as ngx_int_t;
+    }
+    let (path, query) = match target.iter().position(|&byte| byte == b'?') {
+        Some(at) => {
+            let (path, query) = target.split_at_mut(at);
+            (path, &mut query[1..])
+        }
+        None => (target, &mut [][..]),
+    };
+    let (mut path, mut args) = (ngx_string(path), ngx_string(query));
+    // SAFETY: as above; on failure nginx finalizes the request itself.
+    unsafe { ngx_http_internal_redirect(r, &mut path, &mut args) };
+    NGX_DONE as ngx_int_t
 }

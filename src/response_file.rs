@@ -1,0 +1,109 @@
+//! File bodies: nginx opens and sends the file itself, as its static module does, so sendfile,
+//! `open_file_cache`, ranges and conditional requests all apply.
+
+use ngx::core::Pool;
+use ngx::ffi::{
+    ngx_buf_t, ngx_chain_t, ngx_file_t, ngx_http_output_filter, ngx_http_request_t,
+    ngx_http_send_special, ngx_http_set_etag, ngx_int_t, ngx_open_cached_file,
+    ngx_open_file_info_t, off_t, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_LAST, NGX_HTTP_NOT_FOUND, NGX_OK,
+};
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+
+use crate::app_loader::App;
+use crate::response::{self, Checked, INTERNAL_SERVER_ERROR};
+use crate::{app_log, pool_bytes};
+
+pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int_t {
+    let Some(core) = NgxHttpCoreModule::location_conf(r) else {
+        return INTERNAL_SERVER_ERROR;
+    };
+    // SAFETY: the request's pool lives as long as the request.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    // open() needs a NUL-terminated path; nginx keeps pointing at it while sending.
+    let Some(path) = pool_bytes::concat(&pool, &[checked.body, b"\0"]) else {
+        return INTERNAL_SERVER_ERROR;
+    };
+    let mut name = response::ngx_string(path);
+    name.len -= 1;
+
+    // SAFETY: all-zero is the initial state nginx's own callers start from.
+    let mut file: ngx_open_file_info_t = unsafe { std::mem::zeroed() };
+    file.read_ahead = core.read_ahead;
+    file.directio = core.directio;
+    file.valid = core.open_file_cache_valid;
+    file.min_uses = core.open_file_cache_min_uses;
+    file.set_errors(core.open_file_cache_errors as u32);
+    file.set_events(core.open_file_cache_events as u32);
+    // SAFETY: `name` is NUL-terminated; the cache (or, without one, a pool cleanup) closes the
+    // descriptor when the request ends.
+    let rc = unsafe { ngx_open_cached_file(core.open_file_cache, &mut name, &mut file, r.pool) };
+    if rc != NGX_OK as ngx_int_t || file.is_dir() != 0 {
+        use std::io::ErrorKind;
+        let error = std::io::Error::from_raw_os_error(file.err);
+        let (status, reason) = match error.kind() {
+            _ if file.is_dir() != 0 => (NGX_HTTP_FORBIDDEN, "is a directory".to_string()),
+            ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::InvalidFilename => {
+                (NGX_HTTP_NOT_FOUND, error.to_string())
+            }
+            ErrorKind::PermissionDenied => (NGX_HTTP_FORBIDDEN, error.to_string()),
+            _ => (NGX_HTTP_INTERNAL_SERVER_ERROR, error.to_string()),
+        };
+        app_log::error(
+            r,
+            app,
+            format_args!(
+                "answered with file \"{}\": {reason}",
+                String::from_utf8_lossy(checked.body)
+            ),
+        );
+        return status as ngx_int_t;
+    }
+
+    r.headers_out.content_length_n = file.size;
+    if r.headers_out.last_modified_time == -1 {
+        r.headers_out.last_modified_time = file.mtime;
+    }
+    // SAFETY: `r` is live; nginx derives the ETag from the size and time just set.
+    if r.headers_out.etag.is_null() && unsafe { ngx_http_set_etag(r) } != NGX_OK as ngx_int_t {
+        return INTERNAL_SERVER_ERROR;
+    }
+    r.set_allow_ranges(1);
+
+    if let Some(rc) = response::send_header(r) {
+        return rc;
+    }
+    if file.size == 0 {
+        // SAFETY: `r` is live and its header was sent.
+        return unsafe { ngx_http_send_special(r, NGX_HTTP_LAST as usize) };
+    }
+    let (buf, nginx_file) = (
+        pool.calloc(std::mem::size_of::<ngx_buf_t>())
+            .cast::<ngx_buf_t>(),
+        pool.calloc(std::mem::size_of::<ngx_file_t>())
+            .cast::<ngx_file_t>(),
+    );
+    if buf.is_null() || nginx_file.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    let is_main = std::ptr::eq(r.main, r);
+    // SAFETY: both are zeroed pool allocations; the descriptor stays open for the request.
+    unsafe {
+        (*nginx_file).fd = file.fd;
+        (*nginx_file).name = name;
+        (*nginx_file).log = (*r.connection).log;
+        (*nginx_file).set_directio(file.is_directio());
+        (*buf).file = nginx_file;
+        (*buf).file_pos = 0;
+        (*buf).file_last = file.size as off_t;
+        (*buf).set_in_file(1);
+        (*buf).set_last_buf(u32::from(is_main));
+        (*buf).set_last_in_chain(1);
+    }
+    let mut out = ngx_chain_t {
+        buf,
+        next: std::ptr::null_mut(),
+    };
+    // SAFETY: `r` is live; nginx copies the chain link before returning.
+    unsafe { ngx_http_output_filter(r, &mut out) }
+}

@@ -1,0 +1,368 @@
+//! Streamed bodies: pulled from the app one chunk at a time, only while nginx can send.
+//!
+//! Each chunk is copied into one of a few recycled buffers and passed down nginx's output
+//! filters. When every buffer is still queued (the client reads slowly) or the socket is full,
+//! the pump stops and waits for the connection's write event, so a stream never holds more
+//! than `MAX_BUFFERS * BUFFER_SIZE` bytes however large or endless it is. Copying lets the app
+//! reuse a chunk's memory as soon as it is asked for the next one.
+
+use std::ffi::c_void;
+use std::ptr::{addr_of, addr_of_mut, null_mut};
+use std::sync::Arc;
+
+use gateway::abi;
+use ngx::core::Pool;
+use ngx::ffi::{
+    ngx_add_timer, ngx_chain_get_free_buf, ngx_chain_t, ngx_chain_update_chains, ngx_del_timer,
+    ngx_handle_write_event, ngx_http_finalize_request, ngx_http_output_filter, ngx_http_request_t,
+    ngx_http_send_special, ngx_int_t, ngx_post_event, ngx_posted_events, NGX_AGAIN, NGX_DONE,
+    NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_REQUEST_TIME_OUT, NGX_LOG_INFO, NGX_OK,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf, NgxHttpCoreModule};
+use ngx::ngx_log_error;
+
+use crate::app_loader::App;
+use crate::panic_guard::guard;
+use crate::response::{self, Checked};
+use crate::{app_log, Module};
+
+const BUFFER_SIZE: usize = 32 * 1024;
+/// At most this many buffers of one stream are with nginx at once.
+const MAX_BUFFERS: usize = 8;
+/// Buffers sent in one go before the pump lets other connections run.
+const BUFFERS_PER_TURN: usize = 32;
+
+/// One stream's state, in the request's pool and its module context.
+struct Pump {
+    app: Arc<App>,
+    stream: *mut c_void,
+    next: unsafe extern "C" fn(*mut c_void, *mut abi::Chunk) -> i32,
+    /// The part of the current chunk not yet copied out; valid until the next pull.
+    pending: &'static [u8],
+    pending_flush: bool,
+    /// `text/event-stream`: every chunk goes out at once.
+    flush_every_chunk: bool,
+    free: *mut ngx_chain_t,
+    busy: *mut ngx_chain_t,
+    buffers: usize,
+    sent: u64,
+    declared_length: Option<u64>,
+}
+
+/// What the pump did this turn.
+enum Turn {
+    /// Waiting for the client (or yielded to other connections): the write event resumes it.
+    Paused,
+    /// The response is complete, or failed: finalize the request with this.
+    Finished(ngx_int_t),
+}
+
+/// Sends the header, then pumps the stream until it ends or nginx must wait for the client.
+pub fn start(r: &mut ngx_http_request_t, app: &Arc<App>, checked: &Checked) -> ngx_int_t {
+    let flush_every_chunk = r
+        .headers_out
+        .content_type
+        .as_bytes()
+        .get(..17)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"text/event-stream"));
+    // HEAD, a 304 or an error: the stream is never pulled, only released with the request.
+    if let Some(rc) = response::send_header(r) {
+        return rc;
+    }
+    let Some(next) = checked.response.stream_next else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: the request's pool lives as long as the request.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    let pump = pool.allocate(Pump {
+        app: Arc::clone(app),
+        stream: checked.response.stream,
+        next,
+        pending: &[],
+        pending_flush: false,
+        flush_every_chunk,
+        free: null_mut(),
+        busy: null_mut(),
+        buffers: 0,
+        sent: 0,
+        declared_length: checked.content_length,
+    });
+    if pump.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: `ctx` has a slot per module; the pool keeps `pump` alive for the request.
+    unsafe { *r.ctx.add(Module::module().ctx_index) = pump.cast() };
+
+    // The pump holds its own reference on the request until it finalizes it; the caller's
+    // NGX_DONE gives back the one taken for reading the body.
+    // SAFETY: `r.main` is the live main request.
+    let main = unsafe { &mut *r.main };
+    main.set_count(main.count() + 1);
+    r.write_event_handler = Some(write_event_handler);
+    if let Turn::Finished(rc) = run(r) {
+        // SAFETY: gives back the pump's reference.
+        unsafe { ngx_http_finalize_request(r, rc) };
+    }
+    NGX_DONE as ngx_int_t
+}
+
+unsafe extern "C" fn write_event_handler(r: *mut ngx_http_request_t) {
+    // SAFETY: nginx passes the live request this handler was set on.
+    let r = unsafe { &mut *r };
+    // SAFETY: a live request has a connection, with its log and write event.
+    let (log, wev) = unsafe { ((*r.connection).log, (*r.connection).write) };
+    let turn = guard(
+        log,
+        "stream",
+        Turn::Finished(NGX_ERROR as ngx_int_t),
+        || {
+            // SAFETY: as above.
+            let event = unsafe { &mut *wev };
+            if event.timedout() != 0 {
+                ngx_log_error!(
+                    NGX_LOG_INFO,
+                    log,
+                    "client timed out while a stream was sent"
+                );
+                // SAFETY: as above.
+                unsafe { (*r.connection).set_timedout(1) };
+                return Turn::Finished(NGX_HTTP_REQUEST_TIME_OUT as ngx_int_t);
+            }
+            if event.delayed() != 0 {
+                // limit_rate holds the connection back; nginx re-arms the event when it may send.
+                return wait(r);
+            }
+            if event.timer_set() != 0 {
+                // SAFETY: the timer is set, on this event.
+                unsafe { ngx_del_timer(event) };
+            }
+            run(r)
+        },
+    );
+    if let Turn::Finished(rc) = turn {
+        // SAFETY: gives back the pump's reference; the request may be freed after this.
+        unsafe { ngx_http_finalize_request(r, rc) };
+    }
+}
+
+fn run(r: &mut ngx_http_request_t) -> Turn {
+    // SAFETY: `start` put the pump in this module's context slot before any turn.
+    let pump = unsafe { &mut *(*r.ctx.add(Module::module().ctx_index)).cast::<Pump>() };
+    let tag = addr_of!(Module::module().ctx_index)
+        .cast_mut()
+        .cast::<c_void>();
+    let mut turns_left = BUFFERS_PER_TURN;
+    loop {
+        // Take back the buffers nginx has finished with.
+        // SAFETY: the chains hold only this pump's buffers, from the request's pool.
+        unsafe {
+            ngx_chain_update_chains(r.pool, &mut pump.free, &mut pump.busy, &mut null_mut(), tag)
+        };
+
+        if pump.pending.is_empty() {
+            if pump.pending_flush {
+                pump.pending_flush = false;
+                // SAFETY: `r` is live and its header was sent.
+                match unsafe { ngx_http_send_special(r, NGX_HTTP_FLUSH as usize) } {
+                    rc if rc == NGX_ERROR as ngx_int_t => return Turn::Finished(rc),
+                    rc if rc == NGX_AGAIN as ngx_int_t => return wait(r),
+                    _ => {}
+                }
+            }
+            if turns_left == 0 {
+                return yield_turn(r);
+            }
+            turns_left -= 1;
+            match pull(r, pump) {
+                Some(turn) => return turn,
+                None => continue,
+            }
+        }
+
+        let Some(link) = next_buffer(r, pump) else {
+            // Every buffer is still queued: push them out, then wait if the client is slow.
+            // SAFETY: a null chain asks nginx to send what it already holds.
+            let rc = unsafe { ngx_http_output_filter(r, null_mut()) };
+            if rc == NGX_ERROR as ngx_int_t {
+                return Turn::Finished(rc);
+            }
+            // SAFETY: as above.
+            unsafe {
+                ngx_chain_update_chains(
+                    r.pool,
+                    &mut pump.free,
+                    &mut pump.busy,
+                    &mut null_mut(),
+                    tag,
+                )
+            };
+            if pump.free.is_null() {
+                return wait(r);
+            }
+            continue;
+        };
+        let (piece, rest) = pump.pending.split_at(pump.pending.len().min(BUFFER_SIZE));
+        pump.pending = rest;
+        pump.sent += piece.len() as u64;
+        if pump
+            .declared_length
+            .is_some_and(|declared| pump.sent > declared)
+        {
+            return length_mismatch(r, pump);
+        }
+        // SAFETY: `link` holds one of this pump's buffers, of BUFFER_SIZE bytes, not queued.
+        unsafe {
+            let buf = &mut *(*link).buf;
+            buf.pos = buf.start;
+            std::ptr::copy_nonoverlapping(piece.as_ptr(), buf.pos, piece.len());
+            buf.last = buf.pos.add(piece.len());
+            buf.set_flush(u32::from(rest.is_empty() && pump.pending_flush));
+            buf.tag = tag;
+            (*link).next = null_mut();
+        }
+        if rest.is_empty() {
+            pump.pending_flush = false;
+        }
+        let mut out = link;
+        // SAFETY: `r` is live; `out` is one of this pump's buffers.
+        let rc = unsafe { ngx_http_output_filter(r, out) };
+        // SAFETY: as above.
+        unsafe { ngx_chain_update_chains(r.pool, &mut pump.free, &mut pump.busy, &mut out, tag) };
+        if rc == NGX_ERROR as ngx_int_t {
+            return Turn::Finished(rc);
+        }
+        if rc == NGX_AGAIN as ngx_int_t {
+            return wait(r);
+        }
+    }
+}
+
+/// Asks the app for the next chunk; `Some` when the stream is over.
+fn pull(r: &mut ngx_http_request_t, pump: &mut Pump) -> Option<Turn> {
+    let mut chunk = abi::Chunk {
+        data: abi::Bytes::EMPTY,
+        flush: 0,
+    };
+    // SAFETY: the stream is live until the response is released with the request, and is
+    // only called from this event loop, never after END or ERROR (the pump stops then).
+    let status = unsafe { (pump.next)(pump.stream, &mut chunk) };
+    match status {
+        abi::STREAM_CHUNK => {
+            // SAFETY: the chunk stays valid until the next pull, and `pending` is emptied
+            // before the next pull.
+            pump.pending = unsafe { chunk.data.as_slice() };
+            pump.pending_flush = chunk.flush != 0 || pump.flush_every_chunk;
+            None
+        }
+        abi::STREAM_END => {
+            if pump
+                .declared_length
+                .is_some_and(|declared| pump.sent != declared)
+            {
+                return Some(length_mismatch(r, pump));
+            }
+            // SAFETY: `r` is live and its header was sent.
+            Some(Turn::Finished(unsafe {
+                ngx_http_send_special(r, NGX_HTTP_LAST as usize)
+            }))
+        }
+        other => {
+            // SAFETY: with STREAM_ERROR the chunk holds the message, valid until the release.
+            let message = if other == abi::STREAM_ERROR {
+                unsafe { chunk.data.as_slice() }
+            } else {
+                &[]
+            };
+            let app = Arc::clone(&pump.app);
+            app_log::error(
+                r,
+                &app,
+                format_args!(
+                    "stream failed after {} bytes, the response is cut short: {}",
+                    pump.sent,
+                    String::from_utf8_lossy(message)
+                ),
+            );
+            Some(cut_short(r))
+        }
+    }
+}
+
+fn length_mismatch(r: &mut ngx_http_request_t, pump: &Pump) -> Turn {
+    let app = Arc::clone(&pump.app);
+    app_log::error(
+        r,
+        &app,
+        format_args!(
+            "streamed {} or more bytes after declaring Content-Length {}; the response is cut short",
+            pump.sent,
+            pump.declared_length.unwrap_or_default()
+        ),
+    );
+    cut_short(r)
+}
+
+/// Ends a response whose headers are out but whose body went wrong: what was produced is
+/// sent, then the connection is closed without the end of the body, so the client sees a
+/// truncated response rather than a complete wrong one.
+fn cut_short(r: &mut ngx_http_request_t) -> Turn {
+    // SAFETY: `r` is live; the flush is best effort, the close below happens regardless.
+    unsafe { ngx_http_send_special(r, NGX_HTTP_FLUSH as usize) };
+    Turn::Finished(NGX_ERROR as ngx_int_t)
+}
+
+/// A buffer to fill: a recycled one, or a new one while fewer than MAX_BUFFERS exist.
+fn next_buffer(r: &mut ngx_http_request_t, pump: &mut Pump) -> Option<*mut ngx_chain_t> {
+    if pump.free.is_null() && pump.buffers == MAX_BUFFERS {
+        return None;
+    }
+    let recycled = !pump.free.is_null();
+    // SAFETY: the request's pool is live; `free` holds only this pump's chain links.
+    let link = unsafe { ngx_chain_get_free_buf(r.pool, &mut pump.free) };
+    if link.is_null() {
+        return None;
+    }
+    if !recycled {
+        // SAFETY: the request's pool is live.
+        let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+        let memory = pool.alloc(BUFFER_SIZE).cast::<u8>();
+        if memory.is_null() {
+            return None;
+        }
+        // SAFETY: `link` is a fresh link with a zeroed buffer.
+        unsafe {
+            let buf = &mut *(*link).buf;
+            buf.start = memory;
+            buf.end = memory.add(BUFFER_SIZE);
+            buf.set_temporary(1);
+        }
+        pump.buffers += 1;
+    }
+    Some(link)
+}
+
+/// Waits for the client to take more: the write event (or the send timeout) resumes the pump.
+fn wait(r: &mut ngx_http_request_t) -> Turn {
+    let Some(core) = NgxHttpCoreModule::location_conf(r) else {
+        return Turn::Finished(NGX_ERROR as ngx_int_t);
+    };
+    // SAFETY: a live request has a connection with a write event.
+    let wev = unsafe { (*r.connection).write };
+    // SAFETY: as above.
+    unsafe {
+        if (*wev).ready() == 0 && (*wev).delayed() == 0 {
+            ngx_add_timer(wev, core.send_timeout);
+        }
+        if ngx_handle_write_event(wev, core.send_lowat) != NGX_OK as ngx_int_t {
+            return Turn::Finished(NGX_ERROR as ngx_int_t);
+        }
+    }
+    Turn::Paused
+}
+
+/// Lets other connections run, then carries on from the posted write event.
+fn yield_turn(r: &mut ngx_http_request_t) -> Turn {
+    // SAFETY: posting the connection's own write event to nginx's posted queue.
+    unsafe { ngx_post_event((*r.connection).write, addr_of_mut!(ngx_posted_events)) };
+    Turn::Paused
+}
