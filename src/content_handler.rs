@@ -7,11 +7,13 @@ use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
-    NGX_DONE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SPECIAL_RESPONSE,
+    NGX_DONE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE,
+    NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use parking_lot::Mutex;
 
+use crate::directives::Instance;
 use crate::panic_guard::guard;
 use crate::{app_log, environ, request_body, response, Module};
 
@@ -53,6 +55,10 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         return INTERNAL_SERVER_ERROR;
     };
 
+    let Instance::Ready(instance) = conf.instance.get() else {
+        // Its init failed in this worker (and said why in the log): not a crash loop.
+        return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+    };
     // SAFETY: the request's pool lives as long as the request.
     let pool = unsafe { Pool::from_ngx_pool(r.pool) };
     let Some(body) = request_body::segments(r, &pool) else {
@@ -84,7 +90,7 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         .cast::<abi::Call>();
     // SAFETY: the descriptor was checked at load; `handle` carries one reference to `call`
     // that the app gives back through `respond` or `fail`, and `request` outlives the call.
-    unsafe { (app.descriptor().call)(handle, &request) };
+    unsafe { (app.descriptor().call)(instance, handle, &request) };
 
     // Whatever completes the call from now on finds it abandoned and only releases.
     let outcome = std::mem::replace(&mut *call.outcome.lock(), Outcome::Abandoned);
@@ -140,7 +146,7 @@ struct CallState {
     outcome: Mutex<Outcome>,
 }
 
-static HOST: abi::Host = abi::Host {
+pub static HOST: abi::Host = abi::Host {
     abi_minor: abi::ABI_MINOR,
     respond: host_respond,
     fail: host_fail,

@@ -1,5 +1,6 @@
 //! The `gateway_*` directives and the configuration they build.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -26,6 +27,8 @@ use crate::Module;
 #[derive(Default)]
 pub struct MainConf {
     pub apps: Vec<Arc<App>>,
+    /// Every location with `gateway_app`, each of which gets an app instance per worker.
+    pub mounts: Vec<*const LocationConf>,
     pub variables: Option<EnvironVariables>,
 }
 
@@ -52,6 +55,20 @@ pub struct LocationConf {
     /// `gateway_param` entries, in order; inherited as a whole from the enclosing level when
     /// this level has none, like `fastcgi_param`.
     pub params: Vec<Param>,
+    /// `gateway_app_param` settings, handed to the app's init.
+    pub app_params: Vec<(Vec<u8>, Vec<u8>)>,
+    /// This worker's app instance for the location; set after the fork, in the worker.
+    pub instance: Cell<Instance>,
+}
+
+/// The state of a location's app instance in this worker.
+#[derive(Debug, Default, Clone, Copy)]
+pub enum Instance {
+    #[default]
+    NotStarted,
+    Ready(*mut c_void),
+    /// Init failed: the location answers 503 rather than retrying in a loop.
+    Failed,
 }
 
 /// One `gateway_param NAME VALUE [if_not_empty];`.
@@ -147,6 +164,7 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
     if !main.apps.iter().any(|known| Arc::ptr_eq(known, &app)) {
         main.apps.push(Arc::clone(&app));
     }
+    main.mounts.push(conf as *const LocationConf);
     core.handler = Some(gateway_content_handler);
     if !conf.script_name_set {
         conf.script_name = default_mount_point(core);
@@ -276,4 +294,28 @@ unsafe fn compile_value(
     // SAFETY: `compile` points at live values; nginx logs its own errors with file and line.
     let rc = unsafe { ngx_http_compile_complex_value(&mut compile) };
     (rc == NGX_OK as ngx_int_t).then_some(value)
+}
+
+/// `gateway_app_param NAME VALUE;`: a setting for the app of this location, which its init
+/// reads (`gateway::Config`).
+pub unsafe extern "C" fn set_gateway_app_param(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    with_location_conf(cf, conf, "gateway_app_param", |conf| {
+        // SAFETY: NGX_CONF_TAKE2: args are [name, NAME, VALUE].
+        let args = unsafe { arguments(cf) };
+        let (name, value) = (args[1].as_bytes(), args[2].as_bytes());
+        if name.is_empty() {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "gateway_app_param needs a non-empty name"
+            );
+            return NGX_CONF_ERROR;
+        }
+        conf.app_params.push((name.to_vec(), value.to_vec()));
+        NGX_CONF_OK
+    })
 }

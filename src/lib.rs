@@ -22,9 +22,9 @@ mod worker;
 use std::ptr::{addr_of, null_mut};
 
 use ngx::ffi::{
-    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_CONF_TAKE23,
-    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
-    NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_CONF_TAKE2,
+    NGX_CONF_TAKE23, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
@@ -51,11 +51,19 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = directives::LocationConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 4] = [
+static mut COMMANDS: [ngx_command_t; 5] = [
     ngx_command_t {
         name: ngx_string!("gateway_app"),
         type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
         set: Some(directives::set_gateway_app),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("gateway_app_param"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE2) as ngx_uint_t,
+        set: Some(directives::set_gateway_app_param),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: null_mut(),
@@ -103,5 +111,6 @@ pub static mut ngx_http_gateway_module: ngx_module_t = ngx_module_t {
     commands: unsafe { addr_of!(COMMANDS[0]) as *mut _ },
     type_: NGX_HTTP_MODULE as ngx_uint_t,
     init_process: Some(worker::init_process),
+    exit_process: Some(worker::exit_process),
     ..ngx_module_t::default()
 };

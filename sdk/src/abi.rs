@@ -11,10 +11,18 @@
 //!   module learns the app's minor from [`AppDescriptor::abi_minor`], the app learns the
 //!   module's from [`Host::abi_minor`]. The module refuses an app that declares a newer minor.
 //!
+//! # Instances
+//! Each nginx worker process (never the master: threads and sockets must not cross a fork)
+//! calls [`AppDescriptor::init`] once for every location that mounts the app, with that
+//! location's settings, before its first request. The instance it makes is passed to every
+//! call of that location, possibly from several threads at once, and handed to
+//! [`AppDescriptor::shutdown`] when the worker exits. A failed init leaves the location
+//! answering 503.
+//!
 //! # One call
 //! For every request the module reads the whole body, then calls [`AppDescriptor::call`] on
-//! the nginx event loop with a host-owned [`Call`] handle and a [`Request`]. The app must then complete the call exactly
-//! once, with [`Host::respond`] or [`Host::fail`]. It may do so before `call` returns, or later
+//! the nginx event loop with the instance, a host-owned [`Call`] handle and a [`Request`]. The
+//! app must then complete the call exactly once, with [`Host::respond`] or [`Host::fail`]. It may do so before `call` returns, or later
 //! and from any thread: everything `request` points to stays valid until the call is completed,
 //! and the handle must not be used after. The module owns all the nginx-side work; completing
 //! from another thread only hands the response over, nginx itself is touched on its own loop.
@@ -98,8 +106,26 @@ pub struct AppDescriptor {
     pub name: Bytes,
     /// Version of the SDK the app was built with, for logs.
     pub sdk_version: Bytes,
+    /// Makes an instance: stores it in `instance` and returns 0, or calls [`Setup::fail`] and
+    /// returns non-zero.
+    pub init: unsafe extern "C" fn(setup: *const Setup, instance: *mut *mut c_void) -> i32,
     /// Handles one request; see the module documentation for the completion rules.
-    pub call: unsafe extern "C" fn(call: *mut Call, request: *const Request),
+    pub call: unsafe extern "C" fn(instance: *mut c_void, call: *mut Call, request: *const Request),
+    /// Ends an instance when its worker exits, after its last call completed.
+    pub shutdown: unsafe extern "C" fn(instance: *mut c_void),
+}
+
+/// What [`AppDescriptor::init`] gets.
+#[repr(C)]
+pub struct Setup {
+    pub host: *const Host,
+    /// The location's `gateway_app_param NAME VALUE` settings, in order.
+    pub params: *const Pair,
+    pub params_len: usize,
+    /// Records why init failed, for the error log; the message is copied.
+    pub fail: unsafe extern "C" fn(setup: *const Setup, message: Bytes),
+    /// The module's own, for `fail`.
+    pub context: *mut c_void,
 }
 
 /// One request, as the module hands it to the app.

@@ -1,15 +1,18 @@
 //! The app side of the ABI: what [`app!`](crate::app) expands to calls into here.
 
 use std::ffi::c_void;
+use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 
 use crate::abi;
+use crate::config::Config;
+use crate::handler::Handler;
 use crate::panic_report;
 use crate::request::{Environ, Request};
 use crate::response::{IntoResponse, ReasonPhrase, Response};
 use crate::response_body::{Chunk, Kind};
 
-/// Exports `handler` as the app of this library.
+/// Exports the app of this library: a handler, or a function that builds one per worker.
 ///
 /// ```
 /// fn hello(_request: &gateway::Request) -> &'static str {
@@ -18,11 +21,45 @@ use crate::response_body::{Chunk, Kind};
 /// gateway::app!(hello);
 /// ```
 ///
-/// The handler takes a `&Request` and returns anything that is [`IntoResponse`]. The library
-/// must be built as a `cdylib`; nginx loads it with `gateway_app /path/to/libNAME.so;`.
+/// With state built from the location's `gateway_app_param NAME VALUE;` settings, once per
+/// nginx worker (its `Drop` runs when the worker exits):
+///
+/// ```
+/// use gateway::{Config, Handler, Request};
+///
+/// struct Greeter { greeting: String }
+///
+/// impl Handler for Greeter {
+///     fn handle(&self, _request: &Request) -> gateway::Response {
+///         gateway::IntoResponse::into_response(format!("{}\n", self.greeting))
+///     }
+/// }
+///
+/// fn start(config: &Config) -> Result<Greeter, gateway::ConfigError> {
+///     Ok(Greeter { greeting: config.require("greeting")?.to_string() })
+/// }
+/// gateway::app!(init = start);
+/// ```
+///
+/// A handler takes a `&Request` and returns anything that is [`IntoResponse`]. An init error
+/// or panic is logged and the location answers 503. The library must be built as a `cdylib`;
+/// nginx loads it with `gateway_app /path/to/libNAME.so;`.
 #[macro_export]
 macro_rules! app {
+    (init = $init:expr) => {
+        $crate::__app_descriptor!(|config: &$crate::Config| $init(config));
+    };
     ($handler:expr) => {
+        $crate::__app_descriptor!(|_: &$crate::Config| {
+            ::std::result::Result::<_, ::std::convert::Infallible>::Ok($handler)
+        });
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __app_descriptor {
+    ($make:expr) => {
         #[no_mangle]
         #[allow(non_upper_case_globals)]
         pub static ngx_gateway_app: $crate::abi::AppDescriptor = $crate::abi::AppDescriptor {
@@ -31,19 +68,82 @@ macro_rules! app {
             abi_minor: $crate::abi::ABI_MINOR,
             name: $crate::abi::Bytes::from_static(env!("CARGO_PKG_NAME").as_bytes()),
             sdk_version: $crate::abi::Bytes::from_static($crate::SDK_VERSION.as_bytes()),
-            call: {
-                unsafe extern "C" fn call(
-                    call: *mut $crate::abi::Call,
-                    request: *const $crate::abi::Request,
-                ) {
-                    // SAFETY: the module calls this per the ABI contract, with a live call
-                    // handle and a request that stays valid until the call is completed.
-                    unsafe { $crate::__private::dispatch(call, request, $handler) }
+            init: {
+                unsafe extern "C" fn init(
+                    setup: *const $crate::abi::Setup,
+                    instance: *mut *mut ::std::ffi::c_void,
+                ) -> i32 {
+                    // SAFETY: the module calls this per the ABI contract.
+                    unsafe { $crate::__private::init(setup, instance, $make) }
                 }
-                call
+                init
             },
+            call: $crate::__private::call,
+            shutdown: $crate::__private::shutdown,
         };
     };
+}
+
+/// An app instance's handler for every request of its location.
+pub type Instance = Box<dyn Handler>;
+
+/// Builds the instance with `make` and stores it for the module.
+///
+/// # Safety
+/// `setup` and `instance` must be what the module passed to the app's `init` function.
+pub unsafe fn init<M, H, E>(setup: *const abi::Setup, instance: *mut *mut c_void, make: M) -> i32
+where
+    M: FnOnce(&Config) -> Result<H, E>,
+    H: Handler,
+    E: fmt::Display,
+{
+    // SAFETY: the module's setup is valid for the duration of init.
+    let setup_ref = unsafe { &*setup };
+    // SAFETY: as above, for the parameters.
+    let params = unsafe { abi::slice_from_abi(setup_ref.params, setup_ref.params_len) };
+    let built = panic_report::catch("init", || {
+        let config = Config::from_abi(params);
+        make(&config).map(|handler| Box::new(handler) as Instance)
+    });
+    let message = match built {
+        Ok(Ok(handler)) => {
+            // SAFETY: the module passes a writable slot.
+            unsafe { instance.write(Box::into_raw(Box::new(handler)).cast()) };
+            return 0;
+        }
+        Ok(Err(error)) => format!("init failed: {error}"),
+        Err(panic) => panic,
+    };
+    // SAFETY: the module copies the message before `fail` returns.
+    unsafe { (setup_ref.fail)(setup, abi::Bytes::new(message.as_bytes())) };
+    1
+}
+
+/// The ABI `call` of every app: runs the instance's handler.
+///
+/// # Safety
+/// The arguments must be what the module passed to the app's `call` function, with an
+/// instance made by [`init`].
+pub unsafe extern "C" fn call(
+    instance: *mut c_void,
+    call: *mut abi::Call,
+    request: *const abi::Request,
+) {
+    // SAFETY: `instance` is the `Box<Instance>` made by `init`, alive until `shutdown`.
+    let handler = unsafe { &**instance.cast::<Instance>() };
+    // SAFETY: per the caller.
+    unsafe { dispatch(call, request, |request| handler.handle(request)) }
+}
+
+/// The ABI `shutdown` of every app: drops the instance, running its `Drop`.
+///
+/// # Safety
+/// `instance` must come from [`init`] and be used no more.
+pub unsafe extern "C" fn shutdown(instance: *mut c_void) {
+    let _ = panic_report::catch("shutdown", || {
+        // SAFETY: per the caller, the box made by `init`, dropped once.
+        drop(unsafe { Box::from_raw(instance.cast::<Instance>()) });
+    });
 }
 
 /// Runs `handler` on one request and completes the call with what it returns; a panic in the

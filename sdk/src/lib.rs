@@ -13,13 +13,17 @@
 //! The app and the module share only the C ABI in [`abi`], so they are built separately.
 
 pub mod abi;
+mod config;
 mod export;
+mod handler;
 mod panic_report;
 mod request;
 mod request_body;
 mod response;
 mod response_body;
 
+pub use config::{Config, ConfigError};
+pub use handler::Handler;
 pub use http::{self, header, HeaderMap, Method, StatusCode};
 pub use request::{Environ, Request};
 pub use request_body::RequestBody;
@@ -31,5 +35,5 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::dispatch;
+    pub use crate::export::{call, dispatch, init, shutdown};
 }

@@ -427,3 +427,129 @@ fn files_redirects_and_reason_phrases() {
     );
     assert_eq!(run(&[], |_| "plain").reason, "");
 }
+
+/// Where the fake host's `Setup::fail` puts the message.
+unsafe extern "C" fn setup_fail(setup: *const abi::Setup, message: abi::Bytes) {
+    let sink = unsafe { &*(*setup).context.cast::<Mutex<Option<String>>>() };
+    *sink.lock().unwrap() =
+        Some(String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned());
+}
+
+/// Runs the SDK's init with `params` and `make`, as the module does in a worker.
+fn init_instance<M, H, E>(params: &[(&str, &str)], make: M) -> Result<*mut std::ffi::c_void, String>
+where
+    M: FnOnce(&gateway::Config) -> Result<H, E>,
+    H: gateway::Handler,
+    E: std::fmt::Display,
+{
+    let pairs: Vec<abi::Pair> = params
+        .iter()
+        .map(|(name, value)| abi::Pair {
+            name: abi::Bytes::new(name.as_bytes()),
+            value: abi::Bytes::new(value.as_bytes()),
+        })
+        .collect();
+    let failure = Mutex::new(None::<String>);
+    let setup = abi::Setup {
+        host: &HOST,
+        params: pairs.as_ptr(),
+        params_len: pairs.len(),
+        fail: setup_fail,
+        context: (&failure as *const Mutex<Option<String>>).cast_mut().cast(),
+    };
+    let mut instance = std::ptr::null_mut();
+    let rc = unsafe { gateway::__private::init(&setup, &mut instance, make) };
+    match rc {
+        0 => Ok(instance),
+        _ => Err(failure
+            .into_inner()
+            .unwrap()
+            .expect("a failed init says why")),
+    }
+}
+
+struct Greeter {
+    greeting: String,
+    dropped: &'static std::sync::atomic::AtomicUsize,
+}
+
+impl gateway::Handler for Greeter {
+    fn handle(&self, request: &Request<'_>) -> gateway::Response {
+        format!("{}, {}!", self.greeting, request.path().unwrap_or("?")).into_response()
+    }
+}
+
+impl Drop for Greeter {
+    fn drop(&mut self) {
+        self.dropped
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn instances_are_built_from_settings_called_and_shut_down() {
+    static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let instance = init_instance(&[("greeting", "Hi"), ("greeting", "Hello")], |config| {
+        Ok::<_, gateway::ConfigError>(Greeter {
+            greeting: config.require("greeting")?.to_string(),
+            dropped: &DROPPED,
+        })
+    })
+    .unwrap();
+
+    let pairs = [abi::Pair {
+        name: abi::Bytes::new(b"PATH_INFO"),
+        value: abi::Bytes::new(b"/you"),
+    }];
+    let request = abi::Request {
+        host: &HOST,
+        environ: pairs.as_ptr(),
+        environ_len: 1,
+        body: std::ptr::null(),
+        body_len: 0,
+    };
+    let call = FakeCall(Mutex::new(None));
+    let handle = (&call as *const FakeCall).cast_mut().cast::<abi::Call>();
+    unsafe { gateway::__private::call(instance, handle, &request) };
+    assert_eq!(
+        call.0.into_inner().unwrap().unwrap().body,
+        b"Hello, /you!",
+        "the last setting wins"
+    );
+
+    assert_eq!(DROPPED.load(std::sync::atomic::Ordering::SeqCst), 0);
+    unsafe { gateway::__private::shutdown(instance) };
+    assert_eq!(DROPPED.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn init_errors_and_panics_are_reported() {
+    let missing = init_instance(&[], |config| {
+        config.require("database").map(|_| |_: &Request<'_>| "x")
+    });
+    assert_eq!(
+        missing.unwrap_err(),
+        "init failed: missing setting: add `gateway_app_param database ...;` to the location"
+    );
+
+    let invalid = init_instance(&[("workers", "many")], |config| {
+        config
+            .parse::<u32>("workers")
+            .map(|_| |_: &Request<'_>| "x")
+    });
+    assert_eq!(
+        invalid.unwrap_err(),
+        "init failed: setting workers = \"many\" is invalid: invalid digit found in string"
+    );
+
+    let panicked = init_instance(
+        &[],
+        |_| -> Result<fn(&Request<'_>) -> &'static str, String> { panic!("no database") },
+    );
+    let message = panicked.unwrap_err();
+    assert!(
+        message.starts_with("init panicked at sdk/tests/abi_dispatch.rs:")
+            && message.ends_with(": no database"),
+        "{message}"
+    );
+}
