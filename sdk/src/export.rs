@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::abi;
 use crate::config::Config;
+use crate::error::Failure;
 use crate::handler::Handler;
 use crate::panic_report;
 use crate::request::{Environ, Request};
@@ -170,16 +171,20 @@ where
 
     let outcome = panic_report::catch("handler", || {
         let request = Request::new(Environ::new(environ), body);
-        Outgoing::new(handler(&request).into_response())
+        let response = handler(&request).into_response();
+        match response.extensions().get::<Failure>() {
+            Some(Failure(message)) => Err(message.clone()),
+            None => Ok(Outgoing::new(response)),
+        }
     });
     match outcome {
-        Ok(outgoing) => {
+        Ok(Ok(outgoing)) => {
             let response = Box::into_raw(outgoing);
             // SAFETY: `response` points to a live `Outgoing` whose first field is the ABI
             // response; the module hands it back to `release_outgoing` exactly once.
             unsafe { (host.respond)(call, response.cast::<abi::Response>()) }
         }
-        Err(message) => {
+        Ok(Err(message)) | Err(message) => {
             // SAFETY: the module copies the message before `fail` returns.
             unsafe { (host.fail)(call, abi::Bytes::new(message.as_bytes())) }
         }

@@ -14,21 +14,32 @@
 
 pub mod abi;
 mod config;
+#[cfg(feature = "dev-server")]
+pub mod dev;
+mod error;
 mod export;
 mod handler;
+mod local;
 mod panic_report;
 mod request;
 mod request_body;
 mod response;
 mod response_body;
+mod router;
+mod templates;
+pub mod testing;
 
 pub use config::{Config, ConfigError};
+pub use error::Error;
 pub use handler::Handler;
-pub use http::{self, header, HeaderMap, Method, StatusCode};
+pub use http::{header, HeaderMap, Method, StatusCode};
 pub use request::{Environ, Request};
 pub use request_body::RequestBody;
-pub use response::{internal_redirect, IntoResponse, ReasonPhrase, Response};
+pub use response::{internal_redirect, Html, IntoResponse, Json, ReasonPhrase, Redirect, Response};
 pub use response_body::{Body, Chunk};
+pub use router::{delete, get, options, patch, post, put, MethodRouter, RouteHandler, Router};
+pub use templates::Templates;
+pub use {cookie, http, minijinja, parking_lot, serde, serde_json};
 
 /// Version of this SDK, recorded in every app library for the logs.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

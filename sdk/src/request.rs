@@ -2,7 +2,10 @@
 
 use http::header::{HeaderName, HeaderValue};
 
+use serde::de::DeserializeOwned;
+
 use crate::abi;
+use crate::error::Error;
 use crate::request_body::RequestBody;
 
 #[doc = include_str!("../ENVIRON.md")]
@@ -59,15 +62,104 @@ impl std::fmt::Debug for Environ<'_> {
 }
 
 /// One HTTP request handed to the app by nginx.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Request<'a> {
     environ: Environ<'a>,
     body: &'a [abi::BodySegment],
+    /// Path parameters of the matched route.
+    params: Vec<(String, String)>,
 }
 
 impl<'a> Request<'a> {
     pub(crate) fn new(environ: Environ<'a>, body: &'a [abi::BodySegment]) -> Self {
-        Request { environ, body }
+        Request {
+            environ,
+            body,
+            params: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_params(&self, params: Vec<(String, String)>) -> Self {
+        Request {
+            params,
+            ..self.clone()
+        }
+    }
+
+    /// A path parameter of the matched route: `{id}` in `/users/{id}`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The query string deserialized into `T` (a struct deriving `serde::Deserialize`, or a
+    /// `HashMap<String, String>`); a malformed one is a 400.
+    pub fn query<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_urlencoded::from_bytes(self.query_string()).map_err(Error::Query)
+    }
+
+    /// An `application/x-www-form-urlencoded` body deserialized into `T`; another content type
+    /// is a 415, a malformed body a 400.
+    pub fn form<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        self.expect_content_type(
+            |essence| essence == "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded",
+        )?;
+        serde_urlencoded::from_bytes(&self.body_bytes()?).map_err(Error::Form)
+    }
+
+    /// A JSON body (`application/json` or `application/*+json`) deserialized into `T`; another
+    /// content type is a 415, malformed JSON a 400, JSON of the wrong shape a 422.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        self.expect_content_type(
+            |essence| {
+                essence == "application/json"
+                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+            },
+            "application/json",
+        )?;
+        serde_json::from_slice(&self.body_bytes()?).map_err(Error::Json)
+    }
+
+    /// The whole body in memory; prefer [`Request::body`] for large bodies.
+    pub fn body_bytes(&self) -> Result<Vec<u8>, Error> {
+        let mut bytes = Vec::with_capacity(self.body().len() as usize);
+        std::io::Read::read_to_end(&mut self.body(), &mut bytes).map_err(Error::Body)?;
+        Ok(bytes)
+    }
+
+    fn expect_content_type(
+        &self,
+        accept: impl Fn(&str) -> bool,
+        expected: &'static str,
+    ) -> Result<(), Error> {
+        let essence = self
+            .environ
+            .get_str("CONTENT_TYPE")
+            .and_then(|value| value.split(';').next())
+            .map(|essence| essence.trim().to_ascii_lowercase());
+        match essence {
+            Some(essence) if accept(&essence) => Ok(()),
+            _ => Err(Error::ContentType { expected }),
+        }
+    }
+
+    /// The value of the request cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.cookies()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Every request cookie, as name and value.
+    pub fn cookies(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let header = self.environ.get_str("HTTP_COOKIE").unwrap_or("");
+        cookie::Cookie::split_parse(header).filter_map(|cookie| {
+            let cookie = cookie.ok()?;
+            Some((cookie.name_raw()?, cookie.value_raw()?))
+        })
     }
 
     /// A reader over the request body, from its start; see [`RequestBody`].

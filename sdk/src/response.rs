@@ -115,3 +115,79 @@ impl ReasonPhrase {
 pub fn internal_redirect(uri: impl Into<String>) -> Response {
     Response::new(Body::internal_redirect(uri))
 }
+
+/// A JSON response: `Json(value)` for any `serde::Serialize` value.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(bytes) => with_content_type(bytes.into(), "application/json"),
+            Err(error) => {
+                crate::Error::internal(format!("serializing the JSON response failed: {error}"))
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// An HTML response.
+#[derive(Debug, Clone)]
+pub struct Html<T>(pub T);
+
+impl<T: Into<Body>> IntoResponse for Html<T> {
+    fn into_response(self) -> Response {
+        with_content_type(self.0.into(), "text/html; charset=utf-8")
+    }
+}
+
+/// A redirect for the client to follow (for nginx to serve another URI itself, see
+/// [`internal_redirect`]).
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    status: StatusCode,
+    location: String,
+}
+
+impl Redirect {
+    /// 303 See Other: the client fetches `uri` with GET, as after a form post.
+    pub fn to(uri: impl Into<String>) -> Self {
+        Redirect {
+            status: StatusCode::SEE_OTHER,
+            location: uri.into(),
+        }
+    }
+
+    /// 307 Temporary Redirect: the client repeats the same request at `uri`.
+    pub fn temporary(uri: impl Into<String>) -> Self {
+        Redirect {
+            status: StatusCode::TEMPORARY_REDIRECT,
+            location: uri.into(),
+        }
+    }
+
+    /// 308 Permanent Redirect.
+    pub fn permanent(uri: impl Into<String>) -> Self {
+        Redirect {
+            status: StatusCode::PERMANENT_REDIRECT,
+            location: uri.into(),
+        }
+    }
+}
+
+impl IntoResponse for Redirect {
+    fn into_response(self) -> Response {
+        match HeaderValue::try_from(self.location) {
+            Ok(location) => {
+                let mut response = self.status.into_response();
+                response
+                    .headers_mut()
+                    .insert(http::header::LOCATION, location);
+                response
+            }
+            Err(_) => crate::Error::internal("redirect location is not a valid header value")
+                .into_response(),
+        }
+    }
+}

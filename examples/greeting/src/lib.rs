@@ -27,7 +27,11 @@ impl Handler for Greeter {
         let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
         let name = request.path().unwrap_or("").trim_matches('/');
         let name = if name.is_empty() { "stranger" } else { name };
-        format!("{}, {name}{} (#{served})\n", self.greeting, self.punctuation).into_response()
+        format!(
+            "{}, {name}{} (#{served})\n",
+            self.greeting, self.punctuation
+        )
+        .into_response()
     }
 }
 

@@ -1,0 +1,180 @@
+//! Running an app without nginx, for tests and the development server: the environ nginx
+//! would build, and the response nginx would send, done in plain Rust.
+
+use std::io::Read;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use crate::abi;
+use crate::error::Failure;
+use crate::handler::Handler;
+use crate::request::{Environ, Request};
+use crate::response::Response;
+use crate::response_body::Kind;
+
+/// A request as a client sent it.
+pub(crate) struct LocalRequest {
+    pub method: String,
+    /// Path and query, as sent (percent-encoded).
+    pub uri: String,
+    pub script_name: String,
+    pub protocol: &'static str,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    pub remote: (String, u16),
+    pub server: (String, u16),
+    pub runs_on: &'static str,
+}
+
+impl LocalRequest {
+    /// The environ of this request, with the same keys and rules as the module's.
+    fn environ(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let (path, query) = self.uri.split_once('?').unwrap_or((&self.uri, ""));
+        let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+        let mount = self.script_name.trim_end_matches('/').as_bytes();
+        let (script_name, path_info) = match decoded.strip_prefix(mount) {
+            Some(rest) if rest.is_empty() || rest.starts_with(b"/") => {
+                (mount.to_vec(), rest.to_vec())
+            }
+            _ => (Vec::new(), decoded.clone()),
+        };
+        let text = |value: &str| value.as_bytes().to_vec();
+        let mut environ = vec![
+            (text("REQUEST_METHOD"), text(&self.method)),
+            (text("REQUEST_URI"), text(&self.uri)),
+            (text("SCRIPT_NAME"), script_name),
+            (text("PATH_INFO"), path_info),
+            (text("QUERY_STRING"), text(query)),
+            (text("SERVER_PROTOCOL"), text(self.protocol)),
+            (text("SERVER_NAME"), text(&self.server.0)),
+            (text("SERVER_PORT"), text(&self.server.1.to_string())),
+            (text("REMOTE_ADDR"), text(&self.remote.0)),
+            (text("REMOTE_PORT"), text(&self.remote.1.to_string())),
+            (text("REQUEST_SCHEME"), text("http")),
+            (text("gateway.url_scheme"), text("http")),
+            (text("gateway.version"), text(crate::SDK_VERSION)),
+            (text("gateway.runs_on"), text(self.runs_on)),
+        ];
+        let has_body = !self.body.is_empty()
+            || self.headers.iter().any(|(name, _)| {
+                name.eq_ignore_ascii_case("content-length")
+                    || name.eq_ignore_ascii_case("transfer-encoding")
+            });
+        if has_body {
+            environ.push((text("CONTENT_LENGTH"), text(&self.body.len().to_string())));
+        }
+        let first_header = environ.len();
+        for (name, value) in &self.headers {
+            if name.contains('_') || name.eq_ignore_ascii_case("content-length") {
+                continue;
+            }
+            let key = if name.eq_ignore_ascii_case("content-type") {
+                text("CONTENT_TYPE")
+            } else {
+                format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_")).into_bytes()
+            };
+            match environ[first_header..]
+                .iter_mut()
+                .find(|(known, _)| *known == key)
+            {
+                Some((_, joined)) => {
+                    joined.extend_from_slice(if key == b"HTTP_COOKIE" { b"; " } else { b", " });
+                    joined.extend_from_slice(value);
+                }
+                None => environ.push((key, value.clone())),
+            }
+        }
+        environ
+    }
+
+    /// Calls `handler` with this request, as the module would.
+    pub fn call(&self, handler: &dyn Handler) -> Response {
+        let environ = self.environ();
+        let pairs: Vec<abi::Pair> = environ
+            .iter()
+            .map(|(name, value)| abi::Pair {
+                name: abi::Bytes::new(name),
+                value: abi::Bytes::new(value),
+            })
+            .collect();
+        let body = [abi::BodySegment {
+            fd: -1,
+            offset: 0,
+            len: self.body.len() as u64,
+            data: self.body.as_ptr(),
+        }];
+        let segments: &[abi::BodySegment] = if self.body.is_empty() { &[] } else { &body };
+        handler.handle(&Request::new(Environ::new(&pairs), segments))
+    }
+}
+
+/// A response as nginx would send it, in memory.
+#[derive(Debug)]
+pub struct Collected {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// Set when the app asked nginx for an internal redirect: the target.
+    pub internal_redirect: Option<String>,
+    /// Set when the app failed (an error that becomes nginx's 500 page): the logged message.
+    pub failure: Option<String>,
+    /// Set when a streamed body ended with an error: the message.
+    pub stream_error: Option<String>,
+}
+
+/// Turns an app's response into what the client would get: streams read to the end, files
+/// read, failures as 500s.
+pub(crate) fn collect(response: Response) -> Collected {
+    let (parts, body) = response.into_parts();
+    let mut collected = Collected {
+        status: parts.status,
+        headers: parts.headers,
+        body: Vec::new(),
+        internal_redirect: None,
+        failure: parts
+            .extensions
+            .get::<Failure>()
+            .map(|Failure(message)| message.clone()),
+        stream_error: None,
+    };
+    if collected.failure.is_some() {
+        collected.status = StatusCode::INTERNAL_SERVER_ERROR;
+        return collected;
+    }
+    match body.0 {
+        Kind::Bytes(bytes) => collected.body = bytes.into_owned(),
+        Kind::Stream(chunks) => {
+            for chunk in chunks {
+                match chunk {
+                    Ok(chunk) => collected.body.extend_from_slice(&chunk.data),
+                    Err(error) => {
+                        collected.stream_error = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        Kind::File(path) => match std::fs::File::open(&path)
+            .and_then(|mut file| file.read_to_end(&mut collected.body))
+        {
+            Ok(_) => {}
+            Err(error) => {
+                collected.status = match error.kind() {
+                    std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                    std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                collected.failure = Some(format!("answered with file {}: {error}", path.display()));
+            }
+        },
+        Kind::Redirect(target) => collected.internal_redirect = Some(target),
+    }
+    if let Ok(length) = HeaderValue::try_from(collected.body.len().to_string()) {
+        if !collected.headers.contains_key(http::header::CONTENT_LENGTH) {
+            collected
+                .headers
+                .insert(HeaderName::from_static("content-length"), length);
+        }
+    }
+    collected
+}

@@ -1,0 +1,100 @@
+//! Jinja templates (minijinja), loaded from a directory: autoescaped for `.html` and `.xml`,
+//! compiled once per app instance, optionally reloaded when they change (for development).
+
+use std::path::{Path, PathBuf};
+
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError};
+use crate::error::Error;
+use crate::response::Html;
+
+/// A directory of templates.
+///
+/// ```no_run
+/// # fn demo(config: &gateway::Config) -> Result<(), Box<dyn std::error::Error>> {
+/// let templates = gateway::Templates::from_config(config)?; // gateway_app_param templates /srv/app/templates;
+/// let page = templates.render("index.html", gateway::minijinja::context! { title => "Hi" })?;
+/// # Ok(()) }
+/// ```
+pub struct Templates {
+    environment: Environment<'static>,
+    directory: PathBuf,
+}
+
+impl Templates {
+    /// Templates from `directory`, compiled on first use and then kept.
+    pub fn new(directory: impl Into<PathBuf>) -> Result<Self, ConfigError> {
+        let directory = directory.into();
+        if !directory.is_dir() {
+            return Err(ConfigError::Invalid {
+                name: "templates".into(),
+                value: directory.display().to_string(),
+                reason: "not a directory".into(),
+            });
+        }
+        let mut environment = Environment::new();
+        environment.set_loader(minijinja::path_loader(&directory));
+        environment.set_auto_reload(false);
+        Ok(Templates {
+            environment,
+            directory,
+        })
+    }
+
+    /// From the app's settings: `gateway_app_param templates DIR;` and, for development,
+    /// `gateway_app_param templates_reload on;` to pick up edits without a reload of nginx.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let templates = Templates::new(config.require("templates")?)?;
+        match config.get("templates_reload") {
+            None | Some("off") => Ok(templates),
+            Some("on") => Ok(templates.reloading(true)),
+            Some(other) => Err(ConfigError::Invalid {
+                name: "templates_reload".into(),
+                value: other.into(),
+                reason: "must be on or off".into(),
+            }),
+        }
+    }
+
+    /// Whether templates are checked for changes on disk at each use (a `stat` per render).
+    pub fn reloading(mut self, reload: bool) -> Self {
+        self.environment.set_auto_reload(reload);
+        self
+    }
+
+    /// The directory templates are loaded from.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The minijinja environment, to add filters, functions and globals at start.
+    pub fn environment_mut(&mut self) -> &mut Environment<'static> {
+        &mut self.environment
+    }
+
+    /// Renders template `name` (a path below the directory; `..` and absolute paths are
+    /// refused) with `context`. A refused or missing name is a 404 when it cannot be a
+    /// template name at all, and any other failure a 500 logged with the template's name and
+    /// line.
+    pub fn render(&self, name: &str, context: impl Serialize) -> Result<Html<String>, Error> {
+        if !is_safe_name(name) {
+            return Err(Error::status(http::StatusCode::NOT_FOUND, "no such page"));
+        }
+        let template = self.environment.get_template(name)?;
+        Ok(Html(template.render(minijinja::Value::from(
+            minijinja::value::Serde(context),
+        ))?))
+    }
+}
+
+/// A relative path of plain segments: no `..`, no hidden names, no absolute or Windows paths.
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains(['\\', '\0'])
+        && name
+            .split('/')
+            .all(|segment| !segment.is_empty() && !segment.starts_with('.'))
+}

@@ -1,0 +1,151 @@
+//! Calling an app in-process with synthetic requests, without nginx, as Flask's test client
+//! does: unit tests for apps run with plain `cargo test`.
+//!
+//! ```
+//! use gateway::testing::TestClient;
+//!
+//! fn hello(_: &gateway::Request) -> &'static str {
+//!     "Hello, World!\n"
+//! }
+//!
+//! let client = TestClient::new(hello);
+//! let response = client.get("/").send();
+//! assert_eq!(response.status, 200);
+//! assert_eq!(response.text(), "Hello, World!\n");
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::handler::Handler;
+use crate::local::{collect, LocalRequest};
+
+pub use crate::local::Collected as TestResponse;
+
+/// An app under test.
+pub struct TestClient {
+    handler: Box<dyn Handler>,
+    script_name: String,
+}
+
+impl TestClient {
+    /// Tests `handler` mounted at the root.
+    pub fn new(handler: impl Handler) -> Self {
+        TestClient {
+            handler: Box::new(handler),
+            script_name: String::new(),
+        }
+    }
+
+    /// As if mounted at `script_name` (`location /api/` gives "/api"): requested paths start
+    /// with it, and the app sees the rest as its path.
+    pub fn mounted_at(mut self, script_name: &str) -> Self {
+        self.script_name = script_name.trim_end_matches('/').to_string();
+        self
+    }
+
+    pub fn get(&self, uri: &str) -> TestRequest<'_> {
+        self.request("GET", uri)
+    }
+
+    pub fn head(&self, uri: &str) -> TestRequest<'_> {
+        self.request("HEAD", uri)
+    }
+
+    pub fn post(&self, uri: &str) -> TestRequest<'_> {
+        self.request("POST", uri)
+    }
+
+    pub fn put(&self, uri: &str) -> TestRequest<'_> {
+        self.request("PUT", uri)
+    }
+
+    pub fn delete(&self, uri: &str) -> TestRequest<'_> {
+        self.request("DELETE", uri)
+    }
+
+    pub fn patch(&self, uri: &str) -> TestRequest<'_> {
+        self.request("PATCH", uri)
+    }
+
+    /// A request with any method; `uri` is the path and query as a client sends them.
+    pub fn request(&self, method: &str, uri: &str) -> TestRequest<'_> {
+        TestRequest {
+            client: self,
+            request: LocalRequest {
+                method: method.to_string(),
+                uri: uri.to_string(),
+                script_name: self.script_name.clone(),
+                protocol: "HTTP/1.1",
+                headers: vec![("Host".into(), b"localhost".to_vec())],
+                body: Vec::new(),
+                remote: ("127.0.0.1".into(), 40000),
+                server: ("localhost".into(), 80),
+                runs_on: "test",
+            },
+        }
+    }
+}
+
+/// A request being built; [`TestRequest::send`] runs it.
+pub struct TestRequest<'c> {
+    client: &'c TestClient,
+    request: LocalRequest,
+}
+
+impl TestRequest<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request
+            .headers
+            .push((name.to_string(), value.as_bytes().to_vec()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.request.body = body.into();
+        self.request.headers.push((
+            "Content-Length".into(),
+            self.request.body.len().to_string().into_bytes(),
+        ));
+        self
+    }
+
+    /// A JSON body, with its content type.
+    pub fn json(self, value: &impl Serialize) -> Self {
+        let body = serde_json::to_vec(value).expect("test JSON serializes");
+        self.header("Content-Type", "application/json").body(body)
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`).
+    pub fn form(self, value: &impl Serialize) -> Self {
+        let body = serde_urlencoded::to_string(value).expect("test form serializes");
+        self.header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+
+    /// Calls the app; panics in it reach the test, as they should.
+    pub fn send(self) -> TestResponse {
+        collect(self.request.call(self.client.handler.as_ref()))
+    }
+}
+
+impl TestResponse {
+    /// The body as text (lossy for invalid UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+}

@@ -1,0 +1,251 @@
+//! The SDK's app-building parts, driven through gateway::testing as app authors would.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gateway::testing::TestClient;
+use gateway::{get, post, Error, Json, Redirect, Request, Router, StatusCode, Templates};
+use serde::{Deserialize, Serialize};
+
+#[derive(Default)]
+struct State {
+    hits: AtomicU64,
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+struct Item {
+    name: String,
+    count: u32,
+}
+
+fn index(_: &Request) -> &'static str {
+    "index\n"
+}
+
+fn show(request: &Request, state: &State) -> String {
+    let hits = state.hits.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("item {} hit {hits}\n", request.param("id").unwrap_or("?"))
+}
+
+fn create(request: &Request) -> Result<(StatusCode, Json<Item>), Error> {
+    let mut item: Item = request.json()?;
+    item.count += 1;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+fn search(request: &Request) -> Result<String, Error> {
+    #[derive(Deserialize)]
+    struct Search {
+        q: String,
+        page: Option<u32>,
+    }
+    let search: Search = request.query()?;
+    Ok(format!("{} page {}\n", search.q, search.page.unwrap_or(1)))
+}
+
+fn submit(request: &Request) -> Result<Redirect, Error> {
+    let form: HashMap<String, String> = request.form()?;
+    Ok(Redirect::to(format!(
+        "{}/done?name={}",
+        request.script_name(),
+        form.get("name").map_or("", String::as_str)
+    )))
+}
+
+fn cookies(request: &Request) -> String {
+    format!(
+        "theme={:?} lang={:?}\n",
+        request.cookie("theme"),
+        request.cookie("lang")
+    )
+}
+
+fn broken(_: &Request) -> Result<String, Error> {
+    Err(Error::internal("the database is down"))
+}
+
+fn app() -> Router<State> {
+    Router::with_state(State::default())
+        .route("/", get(index))
+        .route(
+            "/items/{id}",
+            get(show).delete(|_: &Request| StatusCode::NO_CONTENT),
+        )
+        .route("/items", post(create))
+        .route("/search", get(search))
+        .route("/submit", post(submit))
+        .route("/cookies", get(cookies))
+        .route("/broken", get(broken))
+}
+
+#[test]
+fn routes_match_paths_and_methods() {
+    let client = TestClient::new(app());
+    assert_eq!(client.get("/").send().text(), "index\n");
+    assert_eq!(client.get("/items/7").send().text(), "item 7 hit 1\n");
+    assert_eq!(
+        client.get("/items/8").send().text(),
+        "item 8 hit 2\n",
+        "state is shared"
+    );
+    assert_eq!(
+        client.delete("/items/8").send().status,
+        StatusCode::NO_CONTENT
+    );
+
+    let head = client.head("/items/7").send();
+    assert_eq!(head.status, 200, "GET answers HEAD");
+
+    let missing = client.get("/nope").send();
+    assert_eq!(missing.status, 404);
+
+    let wrong_method = client.put("/items/7").send();
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.header("allow"), Some("GET, DELETE, HEAD"));
+}
+
+#[test]
+fn the_same_app_works_under_a_mount_point() {
+    let client = TestClient::new(app()).mounted_at("/api/");
+    assert_eq!(client.get("/api").send().text(), "index\n");
+    assert_eq!(client.get("/api/items/3").send().text(), "item 3 hit 1\n");
+    let redirect = client.post("/api/submit").form(&[("name", "ada")]).send();
+    assert_eq!(redirect.status, StatusCode::SEE_OTHER);
+    assert_eq!(redirect.header("location"), Some("/api/done?name=ada"));
+}
+
+#[test]
+fn json_query_and_form_bodies() {
+    let client = TestClient::new(app());
+    let created = client
+        .post("/items")
+        .json(&Item {
+            name: "pen".into(),
+            count: 1,
+        })
+        .send();
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.header("content-type"), Some("application/json"));
+    assert_eq!(
+        created.json::<Item>().unwrap(),
+        Item {
+            name: "pen".into(),
+            count: 2
+        }
+    );
+
+    let not_json = client
+        .post("/items")
+        .header("Content-Type", "text/plain")
+        .body("x")
+        .send();
+    assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let malformed = client
+        .post("/items")
+        .header("Content-Type", "application/json")
+        .body("{")
+        .send();
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    let wrong_shape = client
+        .post("/items")
+        .json(&serde_json::json!({"name": 3}))
+        .send();
+    assert_eq!(wrong_shape.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    assert_eq!(
+        client.get("/search?q=rust%20nginx&page=2").send().text(),
+        "rust nginx page 2\n"
+    );
+    assert_eq!(
+        client.get("/search?page=2").send().status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[test]
+fn cookies_are_parsed() {
+    let client = TestClient::new(app());
+    let response = client
+        .get("/cookies")
+        .header("Cookie", "theme=dark; lang=en")
+        .send();
+    assert_eq!(response.text(), "theme=Some(\"dark\") lang=Some(\"en\")\n");
+    let split = client
+        .get("/cookies")
+        .header("Cookie", "theme=light")
+        .header("Cookie", "lang=fr")
+        .send();
+    assert_eq!(split.text(), "theme=Some(\"light\") lang=Some(\"fr\")\n");
+}
+
+#[test]
+fn server_errors_fail_the_call_and_keep_the_reason_out_of_the_response() {
+    let response = TestClient::new(app()).get("/broken").send();
+    assert_eq!(response.status, 500);
+    assert_eq!(response.failure.as_deref(), Some("the database is down"));
+    assert!(response.body.is_empty());
+}
+
+#[test]
+fn templates_render_escape_and_refuse_escaping_names() {
+    let dir = std::env::temp_dir().join(format!("gateway-templates-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("pages")).unwrap();
+    std::fs::write(
+        dir.join("pages/hello.html"),
+        "<p>{{ name }}</p>\n{% for i in items %}{{ i }},{% endfor %}",
+    )
+    .unwrap();
+    std::fs::write(dir.join("plain.txt"), "{{ name }}").unwrap();
+    std::fs::write(
+        dir.join("broken.html"),
+        "line one\n{{ name | nosuchfilter }}",
+    )
+    .unwrap();
+    std::fs::write(dir.join("secret"), "secret").unwrap();
+
+    let templates = Templates::new(&dir).unwrap();
+    let context = serde_json::json!({"name": "<b>Ada</b>", "items": [1, 2]});
+    let page = templates.render("pages/hello.html", &context).unwrap();
+    assert_eq!(page.0, "<p>&lt;b&gt;Ada&lt;&#x2f;b&gt;</p>\n1,2,");
+    assert_eq!(
+        templates.render("plain.txt", &context).unwrap().0,
+        "<b>Ada</b>",
+        "only html/xml escape"
+    );
+
+    for escaping in [
+        "../secret",
+        "pages/../../secret",
+        "/etc/passwd",
+        ".hidden",
+        "pages//hello.html",
+        "",
+    ] {
+        let error = templates.render(escaping, &context).unwrap_err();
+        assert_eq!(error.status_code(), StatusCode::NOT_FOUND, "{escaping:?}");
+    }
+
+    let missing = templates.render("nope.html", &context).unwrap_err();
+    assert_eq!(missing.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    let broken = templates
+        .render("broken.html", &context)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        broken.starts_with("template \"broken.html\" line 2: "),
+        "{broken}"
+    );
+
+    // Compiled once: an edit is not seen unless reloading is on.
+    std::fs::write(dir.join("plain.txt"), "changed {{ name }}").unwrap();
+    assert_eq!(
+        templates.render("plain.txt", &context).unwrap().0,
+        "<b>Ada</b>"
+    );
+    let reloading = Templates::new(&dir).unwrap().reloading(true);
+    assert_eq!(
+        reloading.render("plain.txt", &context).unwrap().0,
+        "changed <b>Ada</b>"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
