@@ -1,0 +1,147 @@
+//! The notes app, tested in-process with gateway::testing: no nginx needed.
+
+use gateway::testing::TestClient;
+use gateway::{Config, StatusCode};
+use notes::Note;
+
+fn client() -> TestClient {
+    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+    let config = Config::from_pairs([("templates", templates), ("title", "Test notes")]);
+    TestClient::new(notes::app(&config).expect("the app starts")).mounted_at("/notes")
+}
+
+#[test]
+fn notes_are_added_by_form_and_listed_on_the_page_escaped() {
+    let client = client();
+    let empty = client.get("/notes/").send();
+    assert_eq!(empty.status, 200);
+    assert_eq!(
+        empty.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(empty.text().contains("<title>Test notes</title>"));
+    assert!(empty.text().contains("No notes yet."));
+
+    let added = client
+        .post("/notes/")
+        .form(&[("text", "<script>alert(1)</script>")])
+        .send();
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    assert_eq!(added.header("location"), Some("/notes/"));
+
+    let page = client
+        .get("/notes/")
+        .header("Cookie", "visitor=Ada")
+        .send()
+        .text();
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"));
+    assert!(page.contains("Hello, Ada."));
+}
+
+#[test]
+fn the_json_api_creates_reads_and_deletes() {
+    let client = client();
+    let created = client
+        .post("/notes/api/notes")
+        .json(&serde_json::json!({"text": "buy milk"}))
+        .send();
+    assert_eq!(created.status, StatusCode::CREATED);
+    let note: Note = created.json().unwrap();
+    assert_eq!(
+        note,
+        Note {
+            id: 1,
+            text: "buy milk".into()
+        }
+    );
+
+    let all: Vec<Note> = client.get("/notes/api/notes").send().json().unwrap();
+    assert_eq!(all, vec![note.clone()]);
+    assert_eq!(
+        client
+            .get("/notes/api/notes/1")
+            .send()
+            .json::<Note>()
+            .unwrap(),
+        note
+    );
+    assert_eq!(
+        client.get("/notes/api/notes/2").send().status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        client.get("/notes/api/notes/x").send().status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        client.delete("/notes/api/notes/1").send().status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        client.delete("/notes/api/notes/1").send().status,
+        StatusCode::NOT_FOUND
+    );
+
+    let empty = client
+        .post("/notes/api/notes")
+        .json(&serde_json::json!({"text": "  "}))
+        .send();
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let wrong = client.put("/notes/api/notes").send();
+    assert_eq!(
+        (wrong.status, wrong.header("allow")),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("GET, POST, HEAD"))
+    );
+}
+
+#[test]
+fn search_filters_the_page() {
+    let client = client();
+    for text in ["apples", "pears", "apple pie"] {
+        client
+            .post("/notes/api/notes")
+            .json(&serde_json::json!({ "text": text }))
+            .send();
+    }
+    let page = client.get("/notes/?q=APPLE").send().text();
+    assert!(
+        page.contains("apples") && page.contains("apple pie") && !page.contains("pears"),
+        "{page}"
+    );
+}
+
+#[test]
+fn static_pages_stay_inside_the_template_directory() {
+    let client = client();
+    assert!(client
+        .get("/notes/pages/about.html")
+        .send()
+        .text()
+        .contains("About Test notes"));
+    for escape in [
+        "/notes/pages/../index.html",
+        "/notes/pages/..%2f..%2fCargo.toml",
+        "/notes/pages/.hidden",
+    ] {
+        assert_eq!(
+            client.get(escape).send().status,
+            StatusCode::NOT_FOUND,
+            "{escape}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_templates_setting_stops_the_app_with_a_clear_error() {
+    let error = notes::app(&Config::default())
+        .err()
+        .expect("no templates setting");
+    assert_eq!(
+        error.to_string(),
+        "missing setting: add `gateway_app_param templates ...;` to the location"
+    );
+}

@@ -1,0 +1,139 @@
+# An SDK app under nginx: routes below the mount point, a form that redirects, a JSON API,
+# templates with escaping, cookies, and state shared by the worker's requests.
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+no_root_location();
+run_tests();
+
+__DATA__
+
+=== TEST 1: the page renders from templates under the mount point
+--- config
+location /notes/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
+    gateway_app_param title "Team notes";
+}
+--- request
+GET /notes/
+--- response_headers
+Content-Type: text/html; charset=utf-8
+--- response_body_like
+<title>Team notes</title>.*No notes yet\..*<form method="post" action="(/|&#x2f;)notes/"><input name="text"><button>Add</button></form>
+
+
+
+=== TEST 2: a form post redirects, and the note shows escaped; state persists across requests
+--- config
+location /notes/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
+}
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+Cookie: visitor=Ada
+--- pipelined_requests eval
+["POST /notes/\ntext=%3Cb%3Ebold%3C%2Fb%3E+ok", "GET /notes/?q=ok"]
+--- error_code eval
+[303, 200]
+--- response_body_like eval
+["", "Hello, Ada\\..*<li id=\"note-1\">&lt;b&gt;bold&lt;&#x2f;b&gt; ok</li>"]
+
+
+
+=== TEST 3: the JSON API: create, read, 404, 405 with Allow
+--- config
+location /api/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
+    gateway_script_name /api;
+}
+--- more_headers
+Content-Type: application/json
+--- pipelined_requests eval
+["POST /api/api/notes\n{\"text\":\"buy milk\"}",
+ "GET /api/api/notes/1",
+ "GET /api/api/notes/9",
+ "PUT /api/api/notes"]
+--- error_code eval
+[201, 200, 404, 405]
+--- response_body eval
+["{\"id\":1,\"text\":\"buy milk\"}", "{\"id\":1,\"text\":\"buy milk\"}", "no such note\n", "method not allowed\n"]
+
+
+
+=== TEST 4: 405 lists the allowed methods
+--- config
+location /api/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
+}
+--- request
+DELETE /api/api/notes
+--- error_code: 405
+--- response_headers
+Allow: GET, POST, HEAD
+
+
+
+=== TEST 5: malformed JSON is a 400, from the app
+--- config
+location /notes/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
+}
+--- more_headers
+Content-Type: application/json
+--- request
+POST /notes/api/notes
+{
+--- error_code: 400
+--- response_body_like: ^invalid JSON body
+
+
+
+=== TEST 5b: the wrong content type is a 415
+--- config
+location /notes/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
+}
+--- more_headers
+Content-Type: text/plain
+--- request
+POST /notes/api/notes
+{"text": "x"}
+--- error_code: 415
+--- response_body
+the request body must be application/json
+
+
+
+=== TEST 6: template names from the URL cannot leave the template directory
+nginx resolves dot segments before the app sees the path; what reaches the app is refused by
+the template loader.
+--- config
+location /notes/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
+}
+--- pipelined_requests eval
+["GET /notes/pages/about.html", "GET /notes/pages/.hidden", "GET /notes/pages/..%2F..%2FCargo.toml", "GET /notes/pages/%2E%2E/index.html"]
+--- error_code eval
+[200, 404, 404, 404]
+--- response_body_like eval
+["About Notes", "^no such page\n\$", "404 Not Found", "^not found\n\$"]
+
+
+
+=== TEST 7: without its templates setting the app does not start: 503 and a clear log line
+--- config
+location /notes/ {
+    gateway_app $TEST_NGINX_APPS/libnotes.so;
+}
+--- request
+GET /notes/
+--- error_code: 503
+--- error_log
+gateway: app "notes" failed to start in this worker, its location answers 503: init failed: missing setting: add `gateway_app_param templates ...;` to the location
