@@ -7,17 +7,17 @@ use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
-    NGX_DONE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE,
+    NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE,
     NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use parking_lot::Mutex;
 
+use crate::app_loader::App;
 use crate::directives::Instance;
 use crate::panic_guard::guard;
-use crate::{app_log, environ, request_body, response, Module};
-
-const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+use crate::response::INTERNAL_SERVER_ERROR;
+use crate::{app_log, environ, offload, request_body, response, Module};
 
 /// The content handler of every location with `gateway_app`: has nginx read the whole
 /// request body, then calls the app from `body_read`.
@@ -70,10 +70,13 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         variables,
         app,
         body_len: has_body.then(|| body.iter().map(|segment| segment.len).sum()),
+        offloaded: conf.thread_pool.is_some(),
     };
     let Some(environ) = environ::build(r, &sources, &pool) else {
         return INTERNAL_SERVER_ERROR;
     };
+    // Both stay in the request's pool until the request ends, however long the call takes.
+    let (environ, body) = (environ.leak(), body.leak());
     let request = abi::Request {
         host: &HOST,
         environ: environ.as_ptr(),
@@ -81,17 +84,25 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         body: body.as_ptr(),
         body_len: body.len(),
     };
-
-    let call = Arc::new(CallState {
-        outcome: Mutex::new(Outcome::Pending),
-    });
-    let handle = Arc::into_raw(Arc::clone(&call))
-        .cast_mut()
-        .cast::<abi::Call>();
+    let (call, handle) = CallState::start();
+    if let Some(thread_pool) = conf.thread_pool {
+        let call = offload::Call {
+            app: Arc::clone(app),
+            instance,
+            request,
+            state: call,
+            handle,
+        };
+        return offload::start(r, thread_pool, conf.timeout, call);
+    }
     // SAFETY: the descriptor was checked at load; `handle` carries one reference to `call`
     // that the app gives back through `respond` or `fail`, and `request` outlives the call.
     unsafe { (app.descriptor().call)(instance, handle, &request) };
+    finish(r, app, &call)
+}
 
+/// Sends what the app answered, once its call returned.
+pub fn finish(r: &mut ngx_http_request_t, app: &Arc<App>, call: &CallState) -> ngx_int_t {
     // Whatever completes the call from now on finds it abandoned and only releases.
     let outcome = std::mem::replace(&mut *call.outcome.lock(), Outcome::Abandoned);
     match outcome {
@@ -142,8 +153,31 @@ enum Outcome {
 }
 
 /// The module's side of one app call; the app's [`abi::Call`] handle is a counted reference.
-struct CallState {
+pub struct CallState {
     outcome: Mutex<Outcome>,
+}
+
+impl CallState {
+    /// A pending call, and the handle for the app, which holds its own reference.
+    fn start() -> (Arc<CallState>, *mut abi::Call) {
+        let call = Arc::new(CallState {
+            outcome: Mutex::new(Outcome::Pending),
+        });
+        let handle = Arc::into_raw(Arc::clone(&call))
+            .cast_mut()
+            .cast::<abi::Call>();
+        (call, handle)
+    }
+
+    /// Stops waiting for a call that has not completed; false if it already has.
+    pub fn abandon_if_pending(&self) -> bool {
+        let mut outcome = self.outcome.lock();
+        let pending = matches!(*outcome, Outcome::Pending);
+        if pending {
+            *outcome = Outcome::Abandoned;
+        }
+        pending
+    }
 }
 
 pub static HOST: abi::Host = abi::Host {
@@ -155,8 +189,8 @@ pub static HOST: abi::Host = abi::Host {
 /// Takes back the reference the app's handle holds.
 ///
 /// # Safety
-/// `call` must be a handle from `handle`, not yet completed.
-unsafe fn take_handle(call: *mut abi::Call) -> Arc<CallState> {
+/// `call` must be a handle from [`CallState::start`], not yet completed.
+pub unsafe fn take_handle(call: *mut abi::Call) -> Arc<CallState> {
     // SAFETY: per the caller, `call` came from `Arc::into_raw` and is consumed once.
     unsafe { Arc::from_raw(call.cast_const().cast::<CallState>()) }
 }

@@ -4,13 +4,15 @@ use std::cell::Cell;
 use std::ffi::{c_char, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_http_compile_complex_value,
     ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_http_core_loc_conf_t,
-    ngx_http_get_variable_index, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
+    ngx_http_get_variable_index, ngx_int_t, ngx_msec_t, ngx_parse_time, ngx_str_t,
+    ngx_thread_pool_add, ngx_thread_pool_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::http::{
     HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, NgxHttpCoreModule,
@@ -45,7 +47,6 @@ pub struct EnvironVariables {
 }
 
 /// What the directives set up for one location.
-#[derive(Default)]
 pub struct LocationConf {
     pub app: Option<Arc<App>>,
     /// The mount point, the SCRIPT_NAME: `gateway_script_name`, else the location's prefix
@@ -59,6 +60,11 @@ pub struct LocationConf {
     pub app_params: Vec<(Vec<u8>, Vec<u8>)>,
     /// This worker's app instance for the location; set after the fork, in the worker.
     pub instance: Cell<Instance>,
+    /// `gateway_thread_pool`: the nginx thread pool app calls run on, instead of the event loop.
+    pub thread_pool: Option<NonNull<ngx_thread_pool_t>>,
+    /// `gateway_timeout`: how long an offloaded call may take before the client gets a 504.
+    pub timeout: ngx_msec_t,
+    timeout_set: bool,
 }
 
 /// The state of a location's app instance in this worker.
@@ -77,6 +83,25 @@ pub struct Param {
     pub name: Vec<u8>,
     pub value: ngx_http_complex_value_t,
     pub if_not_empty: bool,
+}
+
+/// How long an offloaded call may take by default, as proxy_read_timeout's default.
+const DEFAULT_TIMEOUT_MS: ngx_msec_t = 60_000;
+
+impl Default for LocationConf {
+    fn default() -> Self {
+        LocationConf {
+            app: None,
+            script_name: Vec::new(),
+            script_name_set: false,
+            params: Vec::new(),
+            app_params: Vec::new(),
+            instance: Cell::new(Instance::NotStarted),
+            thread_pool: None,
+            timeout: DEFAULT_TIMEOUT_MS,
+            timeout_set: false,
+        }
+    }
 }
 
 impl Merge for LocationConf {
@@ -316,6 +341,63 @@ pub unsafe extern "C" fn set_gateway_app_param(
             return NGX_CONF_ERROR;
         }
         conf.app_params.push((name.to_vec(), value.to_vec()));
+        NGX_CONF_OK
+    })
+}
+
+/// `gateway_thread_pool NAME;`: run this location's app calls on nginx's thread pool NAME
+/// (declared with `thread_pool`, or `default`), so a slow call does not stall the worker's
+/// other connections.
+pub unsafe extern "C" fn set_gateway_thread_pool(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    with_location_conf(cf, conf, "gateway_thread_pool", |conf| {
+        if conf.thread_pool.is_some() {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: NGX_CONF_TAKE1: args are [name, pool].
+        let mut name = unsafe { arguments(cf) }[1];
+        // SAFETY: called while parsing; nginx checks at the end of the configuration that a
+        // pool other than "default" was declared, and reports it with this file and line.
+        let pool = unsafe { ngx_thread_pool_add(cf, &mut name) };
+        match NonNull::new(pool) {
+            Some(pool) => {
+                conf.thread_pool = Some(pool);
+                NGX_CONF_OK
+            }
+            None => NGX_CONF_ERROR,
+        }
+    })
+}
+
+/// `gateway_timeout TIME;`: the longest an offloaded app call may take; past it the client
+/// gets a 504 and the call's late result is discarded.
+pub unsafe extern "C" fn set_gateway_timeout(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    with_location_conf(cf, conf, "gateway_timeout", |conf| {
+        if conf.timeout_set {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: NGX_CONF_TAKE1: args are [name, time].
+        let mut value = unsafe { arguments(cf) }[1];
+        // SAFETY: `value` is a configuration string; ngx_parse_time only reads it.
+        let timeout = unsafe { ngx_parse_time(&mut value, 0) };
+        if timeout <= 0 {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "gateway_timeout \"{}\" is not a positive time",
+                String::from_utf8_lossy(value.as_bytes())
+            );
+            return NGX_CONF_ERROR;
+        }
+        conf.timeout = timeout as ngx_msec_t;
+        conf.timeout_set = true;
         NGX_CONF_OK
     })
 }

@@ -30,6 +30,8 @@ pub struct Sources<'a> {
     pub app: &'a App,
     /// The body's length, when the request has a body.
     pub body_len: Option<u64>,
+    /// Whether the app is called on a thread pool rather than the event loop.
+    pub offloaded: bool,
 }
 
 /// Builds the environ of `r`; `None` when the pool is out of memory.
@@ -84,7 +86,12 @@ pub fn build<'p>(
     ));
     environ.push(entry(b"gateway.app", sources.app.name().as_bytes()));
     environ.push(entry(b"gateway.nginx_version", NGINX_VERSION.to_bytes()));
-    environ.push(entry(b"gateway.runs_on", b"event_loop"));
+    let runs_on: &[u8] = if sources.offloaded {
+        b"thread_pool"
+    } else {
+        b"event_loop"
+    };
+    environ.push(entry(b"gateway.runs_on", runs_on));
 
     add_headers(r, &mut environ, pool)?;
     add_params(r, &mut environ, sources.conf)?;

@@ -11,6 +11,7 @@ mod app_log;
 mod content_handler;
 mod directives;
 mod environ;
+mod offload;
 mod panic_guard;
 mod pool_bytes;
 mod request_body;
@@ -51,7 +52,7 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = directives::LocationConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 5] = [
+static mut COMMANDS: [ngx_command_t; 7] = [
     ngx_command_t {
         name: ngx_string!("gateway_app"),
         type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
@@ -81,6 +82,22 @@ static mut COMMANDS: [ngx_command_t; 5] = [
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE23)
             as ngx_uint_t,
         set: Some(directives::set_gateway_param),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("gateway_thread_pool"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(directives::set_gateway_thread_pool),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("gateway_timeout"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(directives::set_gateway_timeout),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: null_mut(),

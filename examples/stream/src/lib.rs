@@ -13,7 +13,9 @@
 //! - `/status?code=N[&reason=R]`: any status, with an optional reason phrase;
 //! - `/header?name=N&value=V`: echoes a header, as an app echoing client input would;
 //! - `/cookies`: two Set-Cookie headers;
-//! - `/dropped`: how many streams of this worker have been dropped (ended or abandoned).
+//! - `/dropped`: how many streams of this worker have been dropped (ended or abandoned);
+//! - `/sleep?ms=N`: answers after blocking N ms, like a slow database call; mount it with
+//!   `gateway_thread_pool` so it does not stall the worker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -122,6 +124,12 @@ fn stream(request: &Request) -> Response {
             response
         }
         "/dropped" => format!("{}\n", DROPPED.load(Ordering::SeqCst)).into_response(),
+        "/sleep" => {
+            let ms = number(request, "ms", 1000);
+            std::thread::sleep(Duration::from_millis(ms));
+            let runs_on = request.environ().get_str("gateway.runs_on").unwrap_or("?");
+            format!("slept {ms} ms on the {runs_on}\n").into_response()
+        }
         _ => (StatusCode::NOT_FOUND, "no such route\n").into_response(),
     }
 }
