@@ -1,6 +1,9 @@
 //! Opening app libraries and checking that they speak our ABI, at configuration time.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
@@ -12,11 +15,8 @@ use parking_lot::Mutex;
 /// Why a library cannot serve as an app.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot open app library: {source}")]
-    Open {
-        path: PathBuf,
-        source: libloading::Error,
-    },
+    #[error("cannot open app library \"{path}\": {reason}")]
+    Open { path: PathBuf, reason: String },
     #[error("\"{path}\" is not a gateway app: it exports no \"{symbol}\" symbol (apps export it with gateway::app!)")]
     MissingEntry { path: PathBuf, symbol: &'static str },
     #[error("\"{path}\" is not a gateway app: its \"{symbol}\" symbol is not an app descriptor")]
@@ -41,8 +41,9 @@ pub struct App {
     descriptor: NonNull<abi::AppDescriptor>,
     name: String,
     path: PathBuf,
-    // Declared last so it is dropped last, after everything that points into it.
-    _library: Library,
+    /// Options only so that `Drop` can end them in order: the library, then its file.
+    library: Option<Library>,
+    private_copy: Option<PrivateCopy>,
 }
 
 // SAFETY: the descriptor is an immutable static of the library (the ABI makes it `Sync`), and
@@ -53,7 +54,7 @@ unsafe impl Sync for App {}
 
 impl App {
     pub fn descriptor(&self) -> &abi::AppDescriptor {
-        // SAFETY: checked at load and valid while `_library` is loaded, i.e. while `self` lives.
+        // SAFETY: checked at load and valid while `library` is loaded, i.e. while `self` lives.
         unsafe { self.descriptor.as_ref() }
     }
 
@@ -73,33 +74,103 @@ impl App {
     }
 }
 
-/// Libraries opened so far, so that several locations naming one library share one load.
-static OPENED: Mutex<Option<HashMap<PathBuf, Weak<App>>>> = Mutex::new(None);
+/// What identifies the file behind a path: a rebuilt app has a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+}
 
-/// Opens the app library at `path`, or returns the one already opened there.
+impl FileIdentity {
+    fn of(file: &File) -> std::io::Result<Self> {
+        let meta = file.metadata()?;
+        Ok(FileIdentity {
+            device: meta.dev(),
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
+}
+
+/// Libraries opened so far, so that several locations naming one library share one load, and
+/// a reload with the library unchanged reuses it.
+static OPENED: Mutex<Option<HashMap<PathBuf, (FileIdentity, Weak<App>)>>> = Mutex::new(None);
+
+/// Opens the app library at `path`, or returns the one already opened from the same file.
 pub fn open(path: &Path) -> Result<Arc<App>, LoadError> {
+    let open_error = |reason: String| LoadError::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|error| open_error(error.to_string()))?;
+    let identity = FileIdentity::of(&file).map_err(|error| open_error(error.to_string()))?;
+
     let mut opened = OPENED.lock();
     let opened = opened.get_or_insert_with(HashMap::new);
-    opened.retain(|_, app| app.strong_count() > 0);
-    if let Some(app) = opened.get(path).and_then(Weak::upgrade) {
-        return Ok(app);
+    opened.retain(|_, (_, app)| app.strong_count() > 0);
+    if let Some((known, app)) = opened.get(path) {
+        if let Some(app) = app.upgrade().filter(|_| *known == identity) {
+            return Ok(app);
+        }
     }
-    let app = Arc::new(load(path)?);
-    opened.insert(path.to_path_buf(), Arc::downgrade(&app));
+    let app = Arc::new(load(path, file)?);
+    opened.insert(path.to_path_buf(), (identity, Arc::downgrade(&app)));
     Ok(app)
 }
 
-fn load(path: &Path) -> Result<App, LoadError> {
+/// An anonymous in-memory copy of a library file, loaded instead of the file itself.
+///
+/// The dynamic loader hands back an already-loaded library for a name it knows, so after an
+/// app is rebuilt at the same path, `nginx -s reload` would keep serving the old code; a
+/// fresh copy is a new object every time. Being anonymous memory, it also loads where the
+/// file's filesystem (or /tmp) is mounted noexec.
+struct PrivateCopy {
+    fd: OwnedFd,
+}
+
+impl PrivateCopy {
+    fn of(mut file: File) -> std::io::Result<Self> {
+        // SAFETY: a valid name and flags; the result is checked below.
+        let fd = unsafe { libc::memfd_create(c"ngx-gateway-app".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        std::io::copy(&mut file, &mut File::from(fd.try_clone()?))?;
+        Ok(PrivateCopy { fd })
+    }
+
+    /// The name the loader opens the copy by.
+    fn name(&self) -> String {
+        format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+    }
+}
+
+fn load(path: &Path, file: File) -> Result<App, LoadError> {
+    let open_error = |reason: String| LoadError::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let copy =
+        PrivateCopy::of(file).map_err(|error| open_error(format!("copying it failed: {error}")))?;
+    let name = copy.name();
     // RTLD_NOW reports unresolved symbols here, at configuration time, rather than at the first
     // request; RTLD_LOCAL keeps each app's copy of Rust std and the SDK to itself.
     // SAFETY: loading runs the library's initialisers; an app library is trusted code that
     // the operator named in nginx.conf, as with load_module.
     let library =
-        unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|source| {
-            LoadError::Open {
-                path: path.to_path_buf(),
-                source,
-            }
+        unsafe { Library::open(Some(&name), RTLD_NOW | RTLD_LOCAL) }.map_err(|error| {
+            // The loader's message names the copy; the operator knows the library by its path.
+            let message = error.to_string();
+            let reason = message
+                .strip_prefix(&format!("{name}: "))
+                .unwrap_or(&message)
+                .to_string();
+            open_error(reason)
         })?;
 
     // SAFETY: only the address is taken here; it is dereferenced after the checks below.
@@ -111,7 +182,6 @@ fn load(path: &Path) -> Result<App, LoadError> {
             path: path.to_path_buf(),
             symbol: abi::ENTRY_SYMBOL,
         })?;
-
     // Read the fixed head of the descriptor first; the rest is only read once its version says
     // the layout is ours.
     // SAFETY: every version of the ABI starts the descriptor with the magic then the version.
@@ -152,6 +222,27 @@ fn load(path: &Path) -> Result<App, LoadError> {
         descriptor: address,
         name,
         path: path.to_path_buf(),
-        _library: library,
+        library: Some(library),
+        private_copy: Some(copy),
     })
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        drop(self.library.take());
+        let Some(copy) = self.private_copy.take() else {
+            return;
+        };
+        // A library that stays loaded after its last close (Rust's thread-local destructors
+        // pin it) keeps its name in the loader's list: its descriptor must stay open, or a
+        // later copy given the same number would be mistaken for it.
+        let name = copy.name();
+        // SAFETY: RTLD_NOLOAD only looks the name up; it loads nothing.
+        if let Ok(still_loaded) =
+            unsafe { Library::open(Some(&name), RTLD_NOW | libc::RTLD_NOLOAD) }
+        {
+            drop(still_loaded);
+            std::mem::forget(copy);
+        }
+    }
 }

@@ -7,8 +7,7 @@ use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
-    NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE,
-    NGX_HTTP_SPECIAL_RESPONSE,
+    NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use parking_lot::Mutex;

@@ -14,7 +14,7 @@ location /app {
 }
 --- must_die
 --- error_log eval
-qr{\[emerg\] .*cannot open app library: \S*/libdoes_not_exist\.so: cannot open shared object file: No such file or directory in \S+/nginx\.conf:\d+}
+qr{\[emerg\] .*cannot open app library "\S*/libdoes_not_exist\.so": No such file or directory \(os error 2\) in \S+/nginx\.conf:\d+}
 
 
 
@@ -47,7 +47,7 @@ location /app {
 }
 --- must_die
 --- error_log eval
-qr{\[emerg\] .*cannot open app library: \S*/libhello\.d: .* in \S+/nginx\.conf:\d+}
+qr{\[emerg\] .*cannot open app library "\S*/libhello\.d": invalid ELF header in \S+/nginx\.conf:\d+}
 
 
 

@@ -49,7 +49,7 @@ my ($status, $output) = nginx_t("$apps/libhello.so");
 is $status, 0, 'a good app passes nginx -t' or diag $output;
 
 for my $case (
-    [ 'missing library',   'libdoes_not_exist.so', qr/cannot open app library: .*libdoes_not_exist\.so/ ],
+    [ 'missing library',   'libdoes_not_exist.so', qr/cannot open app library "[^"]*libdoes_not_exist\.so": No such file or directory/ ],
     [ 'no entry symbol',   'libno_entry.so',       qr/"[^"]*libno_entry\.so" is not a gateway app/ ],
     [ 'wrong ABI version', 'libabi_mismatch.so',   qr/"[^"]*libabi_mismatch\.so" was built for gateway ABI 2, this module speaks ABI 1/ ],
 ) {
