@@ -6,8 +6,9 @@ use std::sync::Arc;
 use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
-    NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_SPECIAL_RESPONSE,
+    ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t,
+    ngx_http_run_posted_requests, ngx_int_t, NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE,
+    NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use parking_lot::Mutex;
@@ -44,6 +45,19 @@ unsafe extern "C" fn body_read(r: *mut ngx_http_request_t) {
     });
     // SAFETY: reading the body took a reference on the request; this gives it back.
     unsafe { ngx_http_finalize_request(r, rc) };
+}
+
+/// Finalizes `r` from an event handler of our own (a thread task's return, a timer): nginx's
+/// request handler, which would run the requests that finalization posted (such as the
+/// termination of a failed one), is not on the stack, so run them here.
+pub fn finalize_from_event(r: &mut ngx_http_request_t, rc: ngx_int_t) {
+    let connection = r.connection;
+    // SAFETY: `r` is live and this call gives back one of its references; it may be freed
+    // after, and only the connection is used below.
+    unsafe {
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(connection);
+    }
 }
 
 fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {

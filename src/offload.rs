@@ -15,10 +15,9 @@ use std::sync::Arc;
 
 use gateway::abi;
 use ngx::ffi::{
-    ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_http_finalize_request, ngx_http_request_t,
-    ngx_int_t, ngx_log_t, ngx_msec_t, ngx_thread_pool_t, ngx_thread_task_alloc,
-    ngx_thread_task_post, ngx_thread_task_t, NGX_DONE, NGX_HTTP_GATEWAY_TIME_OUT,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
+    ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_log_t,
+    ngx_msec_t, ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t,
+    NGX_DONE, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
 };
 
 use crate::app_loader::App;
@@ -158,8 +157,8 @@ unsafe extern "C" fn call_returned(event: *mut ngx_event_t) {
         })
     };
     drop(call);
-    // SAFETY: gives back the reference taken in `start`.
-    unsafe { ngx_http_finalize_request(r, rc) };
+    // Gives back the reference taken in `start`.
+    content_handler::finalize_from_event(r, rc);
 }
 
 /// The call took longer than `gateway_timeout`: answer 504 now, let the call finish detached.
@@ -195,7 +194,6 @@ unsafe extern "C" fn deadline_passed(event: *mut ngx_event_t) {
         // SAFETY: `r.main` is the live main request.
         let main = unsafe { &mut *r.main };
         main.set_count(main.count() + 1);
-        // SAFETY: the request is live and its response not started.
-        unsafe { ngx_http_finalize_request(r, NGX_HTTP_GATEWAY_TIME_OUT as ngx_int_t) };
+        content_handler::finalize_from_event(r, NGX_HTTP_GATEWAY_TIME_OUT as ngx_int_t);
     });
 }

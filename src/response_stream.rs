@@ -7,16 +7,18 @@
 //! reuse a chunk's memory as soon as it is asked for the next one.
 
 use std::ffi::c_void;
-use std::ptr::{addr_of, addr_of_mut, null_mut};
+use std::ptr::{addr_of, addr_of_mut, null_mut, NonNull};
 use std::sync::Arc;
 
 use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_add_timer, ngx_chain_get_free_buf, ngx_chain_t, ngx_chain_update_chains, ngx_del_timer,
-    ngx_handle_write_event, ngx_http_finalize_request, ngx_http_output_filter, ngx_http_request_t,
-    ngx_http_send_special, ngx_int_t, ngx_post_event, ngx_posted_events, NGX_AGAIN, NGX_DONE,
-    NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_REQUEST_TIME_OUT, NGX_LOG_INFO, NGX_OK,
+    ngx_event_t, ngx_handle_write_event, ngx_http_finalize_request, ngx_http_output_filter,
+    ngx_http_request_t, ngx_http_send_special, ngx_int_t, ngx_log_t, ngx_msec_t, ngx_post_event,
+    ngx_posted_events, ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post,
+    ngx_thread_task_t, NGX_AGAIN, NGX_DONE, NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST,
+    NGX_HTTP_REQUEST_TIME_OUT, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
@@ -24,7 +26,7 @@ use ngx::ngx_log_error;
 use crate::app_loader::App;
 use crate::panic_guard::guard;
 use crate::response::{self, Checked};
-use crate::{app_log, Module};
+use crate::{app_log, content_handler, Module};
 
 const BUFFER_SIZE: usize = 32 * 1024;
 /// At most this many buffers of one stream are with nginx at once.
@@ -47,6 +49,22 @@ struct Pump {
     buffers: usize,
     sent: u64,
     declared_length: Option<u64>,
+    /// Set for a location with `gateway_thread_pool`: chunks are made on its threads too.
+    offload: Option<OffloadedPulls>,
+}
+
+/// Pulling a stream on a thread pool, one chunk at a time like on the event loop.
+struct OffloadedPulls {
+    pool: NonNull<ngx_thread_pool_t>,
+    /// Reposted for every pull; its context points back at the pump.
+    task: NonNull<ngx_thread_task_t>,
+    /// A pull is on a thread: the pump must not run, end or free anything until it is back.
+    pulling: bool,
+    /// What the thread got, read on the event loop once the task's event ran.
+    status: i32,
+    chunk: abi::Chunk,
+    /// Keeps a gracefully exiting worker waiting while a pull is out.
+    keep_alive: ngx_event_t,
 }
 
 /// What the pump did this turn.
@@ -74,7 +92,15 @@ pub fn start(r: &mut ngx_http_request_t, app: &Arc<App>, checked: &Checked) -> n
     };
     // SAFETY: the request's pool lives as long as the request.
     let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    let offload = match Module::location_conf(r).and_then(|conf| conf.thread_pool) {
+        Some(thread_pool) => match OffloadedPulls::new(r, thread_pool) {
+            Some(offload) => Some(offload),
+            None => return NGX_ERROR as ngx_int_t,
+        },
+        None => None,
+    };
     let pump = pool.allocate(Pump {
+        offload,
         app: Arc::clone(app),
         stream: checked.response.stream,
         next,
@@ -92,6 +118,11 @@ pub fn start(r: &mut ngx_http_request_t, app: &Arc<App>, checked: &Checked) -> n
     }
     // SAFETY: `ctx` has a slot per module; the pool keeps `pump` alive for the request.
     unsafe { *r.ctx.add(Module::module().ctx_index) = pump.cast() };
+    // SAFETY: `pump` is live and pinned in the pool; the pull task finds it through this.
+    if let Some(offload) = unsafe { (*pump).offload.as_mut() } {
+        // SAFETY: the task's context was allocated to hold one pointer.
+        unsafe { *(*offload.task.as_ptr()).ctx.cast::<*mut Pump>() = pump };
+    }
 
     // The pump holds its own reference on the request until it finalizes it; the caller's
     // NGX_DONE gives back the one taken for reading the body.
@@ -145,9 +176,15 @@ unsafe extern "C" fn write_event_handler(r: *mut ngx_http_request_t) {
     }
 }
 
+/// The pump of a request whose stream `start` began.
+fn pump_of<'a>(r: &ngx_http_request_t) -> &'a mut Pump {
+    // SAFETY: `start` put the pump in this module's context slot before any turn, and the
+    // pool keeps it as long as the request.
+    unsafe { &mut *(*r.ctx.add(Module::module().ctx_index)).cast::<Pump>() }
+}
+
 fn run(r: &mut ngx_http_request_t) -> Turn {
-    // SAFETY: `start` put the pump in this module's context slot before any turn.
-    let pump = unsafe { &mut *(*r.ctx.add(Module::module().ctx_index)).cast::<Pump>() };
+    let pump = pump_of(r);
     let tag = addr_of!(Module::module().ctx_index)
         .cast_mut()
         .cast::<c_void>();
@@ -237,15 +274,29 @@ fn run(r: &mut ngx_http_request_t) -> Turn {
     }
 }
 
-/// Asks the app for the next chunk; `Some` when the stream is over.
+/// Asks the app for the next chunk; `Some` when the pump must stop: the stream is over, or
+/// its next chunk is being made on a thread.
 fn pull(r: &mut ngx_http_request_t, pump: &mut Pump) -> Option<Turn> {
+    if let Some(offload) = pump.offload.as_mut() {
+        return Some(offload.post(r, &pump.app));
+    }
     let mut chunk = abi::Chunk {
         data: abi::Bytes::EMPTY,
         flush: 0,
     };
     // SAFETY: the stream is live until the response is released with the request, and is
-    // only called from this event loop, never after END or ERROR (the pump stops then).
+    // called by one thread at a time, never after END or ERROR (the pump stops then).
     let status = unsafe { (pump.next)(pump.stream, &mut chunk) };
+    pulled(r, pump, status, chunk)
+}
+
+/// Takes in what the stream answered.
+fn pulled(
+    r: &mut ngx_http_request_t,
+    pump: &mut Pump,
+    status: i32,
+    chunk: abi::Chunk,
+) -> Option<Turn> {
     match status {
         abi::STREAM_CHUNK => {
             // SAFETY: the chunk stays valid until the next pull, and `pending` is emptied
@@ -285,6 +336,117 @@ fn pull(r: &mut ngx_http_request_t, pump: &mut Pump) -> Option<Turn> {
             );
             Some(cut_short(r))
         }
+    }
+}
+
+impl OffloadedPulls {
+    fn new(r: &mut ngx_http_request_t, pool: NonNull<ngx_thread_pool_t>) -> Option<Self> {
+        // SAFETY: the request pool is live; the context holds the pump's address.
+        let task = NonNull::new(unsafe {
+            ngx_thread_task_alloc(r.pool, std::mem::size_of::<*mut Pump>())
+        })?;
+        // SAFETY: a fresh task; its event comes back to this request.
+        unsafe {
+            let task = &mut *task.as_ptr();
+            task.handler = Some(pull_on_thread);
+            task.event.data = (r as *mut ngx_http_request_t).cast();
+            task.event.handler = Some(pull_returned);
+        }
+        // SAFETY: all-zero is the idle state of an nginx event.
+        let mut keep_alive: ngx_event_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a live request has a connection with a log.
+        keep_alive.log = unsafe { (*r.connection).log };
+        keep_alive.handler = Some(keep_waiting);
+        Some(OffloadedPulls {
+            pool,
+            task,
+            pulling: false,
+            status: abi::STREAM_END,
+            chunk: abi::Chunk {
+                data: abi::Bytes::EMPTY,
+                flush: 0,
+            },
+            keep_alive,
+        })
+    }
+
+    /// Sends the next pull to a thread; the pump waits for it.
+    fn post(&mut self, r: &mut ngx_http_request_t, app: &Arc<App>) -> Turn {
+        // SAFETY: the task is idle (no pull is out) and the pool is live.
+        if unsafe { ngx_thread_task_post(self.pool.as_ptr(), self.task.as_ptr()) }
+            != NGX_OK as ngx_int_t
+        {
+            app_log::error(
+                r,
+                app,
+                format_args!("stream cut short: the thread pool's queue is full"),
+            );
+            return cut_short(r);
+        }
+        self.pulling = true;
+        // SAFETY: the event lives in the pump, in the pool, as long as the request.
+        unsafe { ngx_add_timer(&mut self.keep_alive, KEEP_ALIVE_MS) };
+        Turn::Paused
+    }
+}
+
+/// How often a pull that is out re-arms the timer that keeps a quitting worker waiting.
+const KEEP_ALIVE_MS: ngx_msec_t = 60_000;
+
+unsafe extern "C" fn keep_waiting(event: *mut ngx_event_t) {
+    // SAFETY: the event is live while its pull is out; nothing else to do but wait longer.
+    unsafe { ngx_add_timer(event, KEEP_ALIVE_MS) };
+}
+
+/// Runs on a thread of the pool: only the app's stream, writing into the pump's pull slots.
+unsafe extern "C" fn pull_on_thread(data: *mut c_void, log: *mut ngx_log_t) {
+    guard(log, "offloaded stream", (), || {
+        // SAFETY: the context holds the pump, which the event loop leaves alone while
+        // `pulling` is set.
+        let pump = unsafe { &mut **data.cast::<*mut Pump>() };
+        let Some(offload) = pump.offload.as_mut() else {
+            return;
+        };
+        let mut chunk = abi::Chunk {
+            data: abi::Bytes::EMPTY,
+            flush: 0,
+        };
+        // SAFETY: as in `pull`: the stream is live and only this thread calls it now.
+        offload.status = unsafe { (pump.next)(pump.stream, &mut chunk) };
+        offload.chunk = chunk;
+    })
+}
+
+/// Back on the event loop with the pulled chunk: carry on pumping.
+unsafe extern "C" fn pull_returned(event: *mut ngx_event_t) {
+    // SAFETY: the task's event data is the request, held by the pump's reference.
+    let r = unsafe { &mut *(*event).data.cast::<ngx_http_request_t>() };
+    // SAFETY: a live request has a connection with a log.
+    let log = unsafe { (*r.connection).log };
+    let turn = guard(
+        log,
+        "stream",
+        Turn::Finished(NGX_ERROR as ngx_int_t),
+        || {
+            let pump = pump_of(r);
+            let Some(offload) = pump.offload.as_mut() else {
+                return Turn::Finished(NGX_ERROR as ngx_int_t);
+            };
+            offload.pulling = false;
+            if offload.keep_alive.timer_set() != 0 {
+                // SAFETY: the timer is set, on this event.
+                unsafe { ngx_del_timer(&mut offload.keep_alive) };
+            }
+            let (status, chunk) = (offload.status, offload.chunk);
+            match pulled(r, pump, status, chunk) {
+                Some(turn) => turn,
+                None => run(r),
+            }
+        },
+    );
+    if let Turn::Finished(rc) = turn {
+        // Gives back the pump's reference; the request may be freed after this.
+        content_handler::finalize_from_event(r, rc);
     }
 }
 
