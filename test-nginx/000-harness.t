@@ -401,3 +401,31 @@ never checked
 GET /t
 --- response_body
 never checked
+
+
+
+=== TEST 27: response_body_filters: builtin names, applied in order
+--- config
+    location = /t {
+        return 200 "hello\n";
+    }
+--- request
+GET /t
+--- response_body_filters
+uc lcfirst
+--- response_body
+hELLO
+
+
+
+=== TEST 28: response_body_filters: length, md5_hex and code refs
+--- config
+    location = /t {
+        return 200 "hello\n";
+    }
+--- request eval
+["GET /t", "GET /t", "GET /t"]
+--- response_body_filters eval
+[["length"], ["md5_hex"], [sub { scalar reverse $_[0] }, "uc"]]
+--- response_body eval
+["6", "b1946ac92492d2347c6235b4d2611184", "\nOLLEH"]

@@ -171,6 +171,21 @@ EOT
         expect => [qr/^not ok \d+ - .*TEST 1: like - response_body_like - response is expected/m],
     },
     {
+        what => 'response body after response_body_filters',
+        blocks => <<'EOT',
+=== TEST 1: filtered
+--- config
+    location = /t { return 200 "hello\n"; }
+--- request
+GET /t
+--- response_body_filters
+uc
+--- response_body
+hello
+EOT
+        expect => [qr/^not ok \d+ - .*TEST 1: filtered - response_body - response is expected/m],
+    },
+    {
         what => 'second pipelined response',
         blocks => <<'EOT',
 === TEST 1: pipe

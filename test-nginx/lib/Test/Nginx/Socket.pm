@@ -20,8 +20,8 @@ package Test::Nginx::Socket;
 # user_files init request more_headers raw_request
 # raw_request_middle_delay pipelined_requests timeout abort shutdown
 # ignore_response error_code error_code_like response_headers
-# response_headers_like raw_response_headers_like/unlike response_body
-# response_body_like/unlike error_log no_error_log grep_error_log(_out)
+# response_headers_like raw_response_headers_like/unlike
+# response_body_filters response_body response_body_like/unlike error_log no_error_log grep_error_log(_out)
 # access_log no_access_log shutdown_error_log no_shutdown_error_log wait
 # must_die log_level skip_nginx skip_eval, plus Test::Base's ONLY, SKIP,
 # LAST and filters.
@@ -46,6 +46,8 @@ use Test::Base -base;
 use strict;
 use warnings;
 
+use Digest::MD5 ();
+use Digest::SHA ();
 use IO::Select ();
 use IO::Socket::INET ();
 use List::Util qw(shuffle);
@@ -276,6 +278,7 @@ sub run_requests {
                 check_error_code($block, $res, $req_idx, $need_array);
                 check_raw_response_headers($block, $raw_headers, $req_idx, $need_array);
                 check_response_headers($block, $res, $raw_headers, $req_idx, $need_array);
+                transform_response_body($block, $res, $req_idx);
                 check_response_body($block, $res, $req_idx, $rep, $need_array);
             }
             $raw = $left // '';
@@ -709,6 +712,58 @@ sub check_response_headers {
                              "$name - header $key like ok");
         }
     }
+}
+
+# --- response_body_filters: what the body checks see.  Builtin filter
+# names (whitespace-separated in plain text) or code refs (eval), applied
+# in order; a two-dimensional array gives each request its own list.
+my %BodyFilter = (
+    md5_hex  => \&Digest::MD5::md5_hex,
+    sha1_hex => \&Digest::SHA::sha1_hex,
+    uc       => sub { uc $_[0] },
+    lc       => sub { lc $_[0] },
+    ucfirst  => sub { ucfirst $_[0] },
+    lcfirst  => sub { lcfirst $_[0] },
+    length   => sub { length $_[0] },
+);
+
+sub transform_response_body {
+    my ($block, $res, $req_idx) = @_;
+    my $name = $block->name;
+    my $filters = $block->response_body_filters;
+    return unless defined $filters && $res && defined $res->{content};
+
+    if (!ref $filters) {
+        (my $list = $filters) =~ s/^\s+|\s+$//g;
+        $filters = [split /\s+/, $list];
+    } elsif (ref $filters ne 'ARRAY') {
+        $filters = [$filters];
+    }
+    if (ref $filters->[0] eq 'ARRAY') {
+        bail_out("$name - the --- response_body_filters two-dimensional array "
+                 . "only be like [[uc], [lc]] not [[uc], lc]")
+            if grep { ref $_ ne 'ARRAY' } @$filters;
+        $filters = $filters->[$req_idx];
+        bail_out("$name - the ---response_body_filters two-dimensional array "
+                 . "unmatch the specified request($req_idx)") unless defined $filters;
+        $filters = [$filters] unless ref $filters eq 'ARRAY';
+    }
+
+    my $content = $res->{content};
+    for my $filter (@$filters) {
+        if (ref $filter eq 'CODE') {
+            $content = $filter->($content);
+        } elsif (!ref $filter && $BodyFilter{$filter}) {
+            $content = $BodyFilter{$filter}->($content);
+        } elsif (!ref $filter) {
+            bail_out("$name - unknown filter, \"$filter\", "
+                     . "specified in the --- response_body_filters section");
+        } else {
+            bail_out("$name - the --- response_body_filters section "
+                     . "only supports subroutine reference values and string values");
+        }
+    }
+    $res->{content} = $content;
 }
 
 sub check_response_body {
