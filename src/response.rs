@@ -262,9 +262,13 @@ fn set_status_and_headers(r: &mut ngx_http_request_t, checked: &Checked) -> Opti
     // SAFETY: the request's pool lives as long as the request.
     let pool = unsafe { Pool::from_ngx_pool(r.pool) };
     r.headers_out.status = checked.status.into();
-    if !checked.reason.is_empty() {
+    let reason = match checked.reason {
+        b"" if !nginx_has_phrase(checked.status) => standard_phrase(checked.status),
+        reason => reason,
+    };
+    if !reason.is_empty() {
         let code = pool_bytes::decimal(&pool, checked.status.into())?;
-        let line = pool_bytes::concat(&pool, &[code, b" ", checked.reason])?;
+        let line = pool_bytes::concat(&pool, &[code, b" ", reason])?;
         r.headers_out.status_line = ngx_string(line);
     }
     r.headers_out.content_length_n = match checked.kind {
@@ -302,6 +306,20 @@ fn set_status_and_headers(r: &mut ngx_http_request_t, checked: &Checked) -> Opti
         }
     }
     Some(())
+}
+
+/// Whether nginx's own status line table has a phrase for `status` (1.22 to 1.28 agree); for
+/// the others (422, 207, 451, ...) it would send a bare code.
+fn nginx_has_phrase(status: u16) -> bool {
+    matches!(status, 200..=202 | 204 | 206 | 301..=304 | 307 | 308 | 400..=406 | 408..=416 | 421 | 429 | 500..=505 | 507)
+}
+
+fn standard_phrase(status: u16) -> &'static [u8] {
+    gateway::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("")
+        .as_bytes()
 }
 
 fn push_header(

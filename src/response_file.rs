@@ -4,9 +4,9 @@
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_buf_t, ngx_chain_t, ngx_file_t, ngx_http_output_filter, ngx_http_request_t,
-    ngx_http_send_special, ngx_http_set_etag, ngx_int_t, ngx_open_cached_file,
-    ngx_open_file_info_t, off_t, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_HTTP_LAST, NGX_HTTP_NOT_FOUND, NGX_OK,
+    ngx_http_send_special, ngx_http_set_content_type, ngx_http_set_etag, ngx_int_t,
+    ngx_open_cached_file, ngx_open_file_info_t, ngx_str_t, off_t, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST, NGX_HTTP_NOT_FOUND, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 
@@ -60,6 +60,9 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int
         return status as ngx_int_t;
     }
 
+    if r.headers_out.content_type.len == 0 && !set_type_from_extension(r, checked.body) {
+        return INTERNAL_SERVER_ERROR;
+    }
     r.headers_out.content_length_n = file.size;
     if r.headers_out.last_modified_time == -1 {
         r.headers_out.last_modified_time = file.mtime;
@@ -106,4 +109,23 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int
     };
     // SAFETY: `r` is live; nginx copies the chain link before returning.
     unsafe { ngx_http_output_filter(r, &mut out) }
+}
+
+/// Sets Content-Type from the file's extension through nginx's `types`, as its static module
+/// does for a URI; false when out of memory.
+fn set_type_from_extension(r: &mut ngx_http_request_t, path: &[u8]) -> bool {
+    let file_name = path.rsplit(|&byte| byte == b'/').next().unwrap_or(path);
+    let extension = match file_name.iter().rposition(|&byte| byte == b'.') {
+        Some(dot) if dot > 0 => &file_name[dot + 1..],
+        _ => &[][..],
+    };
+    let uri_extension = r.exten;
+    r.exten = ngx_str_t {
+        len: extension.len(),
+        data: extension.as_ptr().cast_mut(),
+    };
+    // SAFETY: `r` is live; nginx reads the extension and allocates from the request pool.
+    let rc = unsafe { ngx_http_set_content_type(r) };
+    r.exten = uri_extension;
+    rc == NGX_OK as ngx_int_t
 }

@@ -451,16 +451,17 @@ unsafe extern "C" fn pull_returned(event: *mut ngx_event_t) {
 }
 
 fn length_mismatch(r: &mut ngx_http_request_t, pump: &Pump) -> Turn {
+    let declared = pump.declared_length.unwrap_or_default();
     let app = Arc::clone(&pump.app);
-    app_log::error(
-        r,
-        &app,
-        format_args!(
-            "streamed {} or more bytes after declaring Content-Length {}; the response is cut short",
-            pump.sent,
-            pump.declared_length.unwrap_or_default()
-        ),
-    );
+    let what = if pump.sent > declared {
+        format!("streamed more than the {declared} bytes its Content-Length declared")
+    } else {
+        format!(
+            "ended its stream after {} of the {declared} bytes its Content-Length declared",
+            pump.sent
+        )
+    };
+    app_log::error(r, &app, format_args!("{what}; the response is cut short"));
     cut_short(r)
 }
 

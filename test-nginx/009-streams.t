@@ -258,7 +258,7 @@ GET /s/dropped
 --- response_body
 1
 --- error_log eval
-qr/\[error\] .*gateway: app "stream" streamed \d+ or more bytes after declaring Content-Length 40000; the response is cut short \(request [0-9a-f]{32}\)/
+qr/\[error\] .*gateway: app "stream" streamed more than the 40000 bytes its Content-Length declared; the response is cut short \(request [0-9a-f]{32}\)/
 --- no_error_log
 [alert]
 
@@ -276,7 +276,7 @@ GET /s/dropped
 --- response_body
 1
 --- error_log eval
-qr/\[error\] .*gateway: app "stream" streamed 10 or more bytes after declaring Content-Length 100; the response is cut short \(request [0-9a-f]{32}\)/
+qr/\[error\] .*gateway: app "stream" ended its stream after 10 of the 100 bytes its Content-Length declared; the response is cut short \(request [0-9a-f]{32}\)/
 --- no_error_log
 [alert]
 

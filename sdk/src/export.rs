@@ -61,6 +61,7 @@ macro_rules! app {
 #[macro_export]
 macro_rules! __app_descriptor {
     ($make:expr) => {
+        #[doc(hidden)]
         #[no_mangle]
         #[allow(non_upper_case_globals)]
         pub static ngx_gateway_app: $crate::abi::AppDescriptor = $crate::abi::AppDescriptor {
@@ -215,7 +216,7 @@ impl Outgoing {
                 value: abi::Bytes::new(value.as_bytes()),
             })
             .collect();
-        let reason = response.extensions().get::<ReasonPhrase>();
+        let reason = response.extensions().get::<ReasonPhrase>().map_or("", ReasonPhrase::as_str);
         let (body_kind, body) = match &response.body().0 {
             Kind::Bytes(bytes) => (abi::BODY_BYTES, abi::Bytes::new(bytes)),
             Kind::Stream(_) => (abi::BODY_STREAM, abi::Bytes::EMPTY),
@@ -224,9 +225,7 @@ impl Outgoing {
         };
         let abi = abi::Response {
             status: response.status().as_u16(),
-            reason: reason.map_or(abi::Bytes::EMPTY, |reason| {
-                abi::Bytes::new(reason.as_str().as_bytes())
-            }),
+            reason: abi::Bytes::new(reason.as_bytes()),
             headers: headers.as_ptr(),
             headers_len: headers.len(),
             body_kind,
