@@ -6,6 +6,7 @@
 
 use allocator_api2::vec::Vec as PoolVec;
 use gateway::abi::{Bytes, Pair};
+use gateway::wire::{self, HeaderEntry};
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_http_complex_value, ngx_http_get_indexed_variable, ngx_http_request_t, ngx_int_t,
@@ -47,7 +48,8 @@ pub fn build<'p>(
         .try_reserve_exact(FIXED_ENTRIES + header_count + sources.conf.params.len())
         .ok()?;
 
-    let (script_name, path_info) = split_mount_point(r.uri.as_bytes(), &sources.conf.script_name);
+    let (script_name, path_info) =
+        wire::split_mount_point(r.uri.as_bytes(), &sources.conf.script_name);
     environ.push(entry(b"REQUEST_METHOD", r.method_name.as_bytes()));
     environ.push(entry(b"REQUEST_URI", r.unparsed_uri.as_bytes()));
     environ.push(entry(b"SCRIPT_NAME", script_name));
@@ -122,39 +124,32 @@ pub fn variable_value<'r>(r: &'r mut ngx_http_request_t, index: ngx_int_t) -> Op
     })
 }
 
-/// Splits the request path into SCRIPT_NAME and PATH_INFO. The mount point only counts when it
-/// ends at a segment boundary: `/app` mounts `/app` and `/app/x`, never `/application`.
-pub fn split_mount_point<'a>(uri: &'a [u8], mount_point: &[u8]) -> (&'a [u8], &'a [u8]) {
-    match uri.strip_prefix(mount_point) {
-        Some(rest) if rest.is_empty() || rest.starts_with(b"/") => uri.split_at(mount_point.len()),
-        _ => (&[], uri),
-    }
-}
-
-/// One `HTTP_*` entry per request header. A repeated header becomes one entry, its values
-/// joined in order with ", " (Cookie: "; "). A header whose name has an underscore is dropped:
-/// `X_Foo` would otherwise pass for `X-Foo` (both are HTTP_X_FOO), e.g. to forge a header a
-/// proxy in front sets; nginx only accepts such names with `underscores_in_headers on`.
+/// One entry per request header, by the rules of [`gateway::wire::header_entry`]: a repeated
+/// header becomes one entry, its values joined in order.
 fn add_headers(r: &ngx_http_request_t, environ: &mut Environ, pool: &Pool) -> Option<()> {
     let first_header = environ.len();
     // SAFETY: the request's header list, initialised for every request.
     for (name, value) in unsafe { list_iterator(&r.headers_in.headers) } {
         let name = name.as_bytes();
-        if name.contains(&b'_') {
-            ngx_log_error!(
-                NGX_LOG_INFO,
-                // SAFETY: a live request has a connection with a log.
-                unsafe { (*r.connection).log },
-                "gateway: dropped request header \"{}\": a name with \"_\" could pass for one with \"-\"",
-                String::from_utf8_lossy(name)
-            );
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            // CONTENT_LENGTH is the length nginx actually read, also for chunked bodies.
-            continue;
-        }
-        let key = cgi_header_name(name, pool)?;
+        let key: &[u8] = match wire::header_entry(name) {
+            HeaderEntry::ContentType => b"CONTENT_TYPE",
+            HeaderEntry::ContentLength => continue,
+            HeaderEntry::Underscored => {
+                ngx_log_error!(
+                    NGX_LOG_INFO,
+                    // SAFETY: a live request has a connection with a log.
+                    unsafe { (*r.connection).log },
+                    "gateway: dropped request header \"{}\": a name with \"_\" could pass for one with \"-\"",
+                    String::from_utf8_lossy(name)
+                );
+                continue;
+            }
+            HeaderEntry::Http => {
+                let key = pool_bytes::zeroed(pool, wire::cgi_name_len(name))?;
+                wire::write_cgi_name(name, key);
+                key
+            }
+        };
         let value = value.as_bytes();
         // SAFETY (of `as_slice` below): names in the environ are static or pool bytes.
         let earlier = environ[first_header..]
@@ -162,11 +157,14 @@ fn add_headers(r: &ngx_http_request_t, environ: &mut Environ, pool: &Pool) -> Op
             .find(|pair| unsafe { pair.name.as_slice() } == key);
         match earlier {
             Some(pair) => {
-                let separator: &[u8] = if key == b"HTTP_COOKIE" { b"; " } else { b", " };
                 // SAFETY: values in the environ point at request or pool bytes.
                 let joined = pool_bytes::concat(
                     pool,
-                    &[unsafe { pair.value.as_slice() }, separator, value],
+                    &[
+                        unsafe { pair.value.as_slice() },
+                        wire::join_separator(key),
+                        value,
+                    ],
                 )?;
                 pair.value = Bytes::new(joined);
             }
@@ -177,23 +175,6 @@ fn add_headers(r: &ngx_http_request_t, environ: &mut Environ, pool: &Pool) -> Op
         }
     }
     Some(())
-}
-
-/// The CGI name of a request header: `Content-Type` is CONTENT_TYPE (RFC 3875), any other
-/// `X-Foo` is HTTP_X_FOO.
-fn cgi_header_name<'p>(name: &[u8], pool: &'p Pool) -> Option<&'p [u8]> {
-    if name.eq_ignore_ascii_case(b"content-type") {
-        return Some(b"CONTENT_TYPE");
-    }
-    let key = pool_bytes::concat(pool, &[b"HTTP_", name])?;
-    for byte in &mut key[5..] {
-        *byte = if *byte == b'-' {
-            b'_'
-        } else {
-            byte.to_ascii_uppercase()
-        };
-    }
-    Some(key)
 }
 
 /// Adds each `gateway_param`, replacing an entry of the same name.

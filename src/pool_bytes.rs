@@ -3,16 +3,25 @@
 
 use ngx::core::Pool;
 
-/// Copies `parts`, one after the other, into one new run of bytes from `pool`.
-pub fn concat<'p>(pool: &'p Pool, parts: &[&[u8]]) -> Option<&'p mut [u8]> {
-    let len = parts.iter().map(|part| part.len()).sum::<usize>();
+/// `len` new bytes from `pool`, zeroed, for the caller to fill.
+pub fn zeroed(pool: &Pool, len: usize) -> Option<&mut [u8]> {
     // nginx pools hand out no zero-size allocations, so ask for at least one byte.
     let data = pool.alloc_unaligned(len.max(1)).cast::<u8>();
     if data.is_null() {
         return None;
     }
-    // SAFETY: `data` is a fresh allocation of at least `len` bytes, owned by `pool`.
-    let out = unsafe { std::slice::from_raw_parts_mut(data, len) };
+    // SAFETY: `data` is a fresh allocation of at least `len` bytes, owned by `pool`; zeroing
+    // makes every byte initialised before a slice is made of them.
+    unsafe {
+        std::ptr::write_bytes(data, 0, len);
+        Some(std::slice::from_raw_parts_mut(data, len))
+    }
+}
+
+/// Copies `parts`, one after the other, into one new run of bytes from `pool`.
+pub fn concat<'p>(pool: &'p Pool, parts: &[&[u8]]) -> Option<&'p mut [u8]> {
+    let len = parts.iter().map(|part| part.len()).sum::<usize>();
+    let out = zeroed(pool, len)?;
     let mut at = 0;
     for part in parts {
         out[at..at + part.len()].copy_from_slice(part);

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use gateway::abi;
+use gateway::wire::{self, HeaderProblem};
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_buf_t, ngx_chain_t, ngx_http_internal_redirect, ngx_http_named_location,
@@ -21,19 +22,6 @@ use crate::panic_guard::guard;
 use crate::{app_log, pool_bytes, response_file, response_stream};
 
 pub const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
-
-/// Headers that describe one connection, not the response; PEP 3333 forbids apps to set them,
-/// and nginx manages its own.
-const HOP_BY_HOP: [&[u8]; 8] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-authenticate",
-    b"proxy-authorization",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-];
 
 /// Why an app's response cannot be sent.
 #[derive(Debug)]
@@ -164,7 +152,7 @@ fn check(response: &abi::Response) -> Result<Checked<'_>, Invalid<'_>> {
     if !(200..=999).contains(&response.status) {
         return Err(Invalid::Status(response.status));
     }
-    if !reason.iter().all(|&byte| is_field_byte(byte)) {
+    if !wire::is_field_text(reason) {
         return Err(Invalid::Reason(reason));
     }
     match response.body_kind {
@@ -184,14 +172,11 @@ fn check(response: &abi::Response) -> Result<Checked<'_>, Invalid<'_>> {
     for pair in headers {
         // SAFETY: the app keeps header bytes valid until the response is released.
         let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
-        if name.is_empty() || !name.iter().all(|&byte| is_token_byte(byte)) {
-            return Err(Invalid::HeaderName(name));
-        }
-        if !value.iter().all(|&byte| is_field_byte(byte)) {
-            return Err(Invalid::HeaderValue(name));
-        }
-        if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
-            return Err(Invalid::HopByHop(name));
+        match wire::check_response_header(name, value) {
+            Ok(()) => {}
+            Err(HeaderProblem::Name) => return Err(Invalid::HeaderName(name)),
+            Err(HeaderProblem::Value) => return Err(Invalid::HeaderValue(name)),
+            Err(HeaderProblem::HopByHop) => return Err(Invalid::HopByHop(name)),
         }
         if name.eq_ignore_ascii_case(b"content-length") {
             let declared = std::str::from_utf8(value)
@@ -221,16 +206,6 @@ fn check(response: &abi::Response) -> Result<Checked<'_>, Invalid<'_>> {
         content_length,
         response,
     })
-}
-
-/// RFC 9110 `tchar`.
-fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
-}
-
-/// A byte allowed in a field value or reason phrase: no CR, LF, NUL or other controls.
-fn is_field_byte(byte: u8) -> bool {
-    byte == b'\t' || (byte >= 0x20 && byte != 0x7f)
 }
 
 /// Registers a cleanup on the request's pool that releases `response`; false if out of memory.

@@ -216,7 +216,10 @@ impl Outgoing {
                 value: abi::Bytes::new(value.as_bytes()),
             })
             .collect();
-        let reason = response.extensions().get::<ReasonPhrase>().map_or("", ReasonPhrase::as_str);
+        let reason = response
+            .extensions()
+            .get::<ReasonPhrase>()
+            .map_or("", ReasonPhrase::as_str);
         let (body_kind, body) = match &response.body().0 {
             Kind::Bytes(bytes) => (abi::BODY_BYTES, abi::Bytes::new(bytes)),
             Kind::Stream(_) => (abi::BODY_STREAM, abi::Bytes::EMPTY),

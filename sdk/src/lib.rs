@@ -28,6 +28,7 @@ mod response_body;
 mod router;
 mod templates;
 pub mod testing;
+pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use error::Error;

@@ -11,6 +11,7 @@ use crate::handler::Handler;
 use crate::request::{Environ, Request};
 use crate::response::Response;
 use crate::response_body::Kind;
+use crate::wire::{self, HeaderEntry};
 
 /// A request as a client sent it.
 pub(crate) struct LocalRequest {
@@ -31,13 +32,9 @@ impl LocalRequest {
     fn environ(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let (path, query) = self.uri.split_once('?').unwrap_or((&self.uri, ""));
         let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
-        let mount = self.script_name.trim_end_matches('/').as_bytes();
-        let (script_name, path_info) = match decoded.strip_prefix(mount) {
-            Some(rest) if rest.is_empty() || rest.starts_with(b"/") => {
-                (mount.to_vec(), rest.to_vec())
-            }
-            _ => (Vec::new(), decoded.clone()),
-        };
+        let (script_name, path_info) =
+            wire::split_mount_point(&decoded, self.script_name.trim_end_matches('/').as_bytes());
+        let (script_name, path_info) = (script_name.to_vec(), path_info.to_vec());
         let text = |value: &str| value.as_bytes().to_vec();
         let mut environ = vec![
             (text("REQUEST_METHOD"), text(&self.method)),
@@ -65,20 +62,21 @@ impl LocalRequest {
         }
         let first_header = environ.len();
         for (name, value) in &self.headers {
-            if name.contains('_') || name.eq_ignore_ascii_case("content-length") {
-                continue;
-            }
-            let key = if name.eq_ignore_ascii_case("content-type") {
-                text("CONTENT_TYPE")
-            } else {
-                format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_")).into_bytes()
+            let key = match wire::header_entry(name.as_bytes()) {
+                HeaderEntry::ContentType => text("CONTENT_TYPE"),
+                HeaderEntry::ContentLength | HeaderEntry::Underscored => continue,
+                HeaderEntry::Http => {
+                    let mut key = vec![0; wire::cgi_name_len(name.as_bytes())];
+                    wire::write_cgi_name(name.as_bytes(), &mut key);
+                    key
+                }
             };
             match environ[first_header..]
                 .iter_mut()
                 .find(|(known, _)| *known == key)
             {
                 Some((_, joined)) => {
-                    joined.extend_from_slice(if key == b"HTTP_COOKIE" { b"; " } else { b", " });
+                    joined.extend_from_slice(wire::join_separator(&key));
                     joined.extend_from_slice(value);
                 }
                 None => environ.push((key, value.clone())),
