@@ -12,6 +12,11 @@ use crate::{environ, Module};
 
 /// Logs `[error] gateway: app "NAME" MESSAGE (request ID)`.
 pub fn error(r: &mut ngx_http_request_t, app: &App, message: fmt::Arguments) {
+    log(NGX_LOG_ERR as usize, r, app, message);
+}
+
+/// Logs `gateway: app "NAME" MESSAGE (request ID)` at `level`.
+pub fn log(level: usize, r: &mut ngx_http_request_t, app: &App, message: fmt::Arguments) {
     let request_id = Module::main_conf(r)
         .and_then(|main| main.variables.as_ref())
         .map(|variables| variables.request_id)
@@ -21,7 +26,7 @@ pub fn error(r: &mut ngx_http_request_t, app: &App, message: fmt::Arguments) {
     // SAFETY: a live request always has a connection with a log.
     let log = unsafe { (*r.connection).log };
     ngx_log_error!(
-        NGX_LOG_ERR,
+        level,
         log,
         "gateway: app \"{}\" {message} (request {request_id})",
         app.name()

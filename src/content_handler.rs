@@ -14,7 +14,8 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 use parking_lot::Mutex;
 
 use crate::app_loader::App;
-use crate::directives::Instance;
+use crate::call_record::CallRecord;
+use crate::directives::{Instance, LocationConf};
 use crate::panic_guard::guard;
 use crate::response::INTERNAL_SERVER_ERROR;
 use crate::{app_log, environ, offload, request_body, response, Module};
@@ -68,8 +69,15 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         return INTERNAL_SERVER_ERROR;
     };
 
+    let Some(record) = CallRecord::start(r, app) else {
+        return INTERNAL_SERVER_ERROR;
+    };
     let Instance::Ready(instance) = conf.instance.get() else {
         // Its init failed in this worker (and said why in the log): not a crash loop.
+        record.answered_for_app(conf, NGX_HTTP_SERVICE_UNAVAILABLE as u16);
+        if let Some(counters) = conf.counters.app() {
+            counters.was_unavailable();
+        }
         return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
     };
     // SAFETY: the request's pool lives as long as the request.
@@ -98,6 +106,9 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         body_len: body.len(),
     };
     let (call, handle) = CallState::start();
+    if let Some(counters) = conf.counters.app() {
+        counters.call_started();
+    }
     if let Some(thread_pool) = conf.thread_pool {
         let call = offload::Call {
             app: Arc::clone(app),
@@ -106,31 +117,50 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
             state: call,
             handle,
         };
-        return offload::start(r, thread_pool, conf.timeout, call);
+        return offload::start(r, conf, thread_pool, call);
     }
     // SAFETY: the descriptor was checked at load; `handle` carries one reference to `call`
     // that the app gives back through `respond` or `fail`, and `request` outlives the call.
     unsafe { (app.descriptor().call)(instance, handle, &request) };
-    finish(r, app, &call)
+    finish(r, conf, app, &call)
 }
 
-/// Sends what the app answered, once its call returned.
-pub fn finish(r: &mut ngx_http_request_t, app: &Arc<App>, call: &CallState) -> ngx_int_t {
+/// Sends what the app answered, once its call returned, and records it.
+pub fn finish(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    app: &Arc<App>,
+    call: &CallState,
+) -> ngx_int_t {
+    let Some(record) = CallRecord::of(r) else {
+        return INTERNAL_SERVER_ERROR;
+    };
+    record.returned();
     // Whatever completes the call from now on finds it abandoned and only releases.
     let outcome = std::mem::replace(&mut *call.outcome.lock(), Outcome::Abandoned);
-    match outcome {
-        Outcome::Responded(response) => response::send(r, app, response),
-        Outcome::Failed(message) => {
+    let rc = match outcome {
+        Outcome::Responded(response) => {
+            record.set_status(response.get().status);
+            response::send(r, app, response)
+        }
+        Outcome::Failed { message, panicked } => {
+            record.set_status(INTERNAL_SERVER_ERROR as u16);
+            if let Some(counters) = conf.counters.app() {
+                counters.failed(panicked);
+            }
             app_log::error(r, app, format_args!("failed: {message}"));
             INTERNAL_SERVER_ERROR
         }
         Outcome::Pending | Outcome::Abandoned => {
+            record.set_status(INTERNAL_SERVER_ERROR as u16);
             let unsupported = "returned without completing the request, which this module \
                                version does not support";
             app_log::error(r, app, format_args!("{unsupported}"));
             INTERNAL_SERVER_ERROR
         }
-    }
+    };
+    record.answered(r, conf);
+    rc
 }
 
 /// A response handed over by the app, owned by the module until it calls the release function.
@@ -160,7 +190,10 @@ impl AppResponse {
 enum Outcome {
     Pending,
     Responded(AppResponse),
-    Failed(String),
+    Failed {
+        message: String,
+        panicked: bool,
+    },
     /// The module stopped waiting; a late completion only gives the response back.
     Abandoned,
 }
@@ -212,7 +245,7 @@ fn complete(call: Arc<CallState>, completion: Outcome) {
     let mut outcome = call.outcome.lock();
     match &*outcome {
         Outcome::Pending => *outcome = completion,
-        Outcome::Abandoned | Outcome::Responded(_) | Outcome::Failed(_) => {
+        Outcome::Abandoned | Outcome::Responded(_) | Outcome::Failed { .. } => {
             if let Outcome::Responded(response) = completion {
                 response.release();
             }
@@ -229,19 +262,28 @@ unsafe extern "C" fn host_respond(call: *mut abi::Call, response: *const abi::Re
             Some(response) => complete(call, Outcome::Responded(AppResponse(response))),
             None => complete(
                 call,
-                Outcome::Failed("the app responded with a null response".into()),
+                Outcome::Failed {
+                    message: "the app responded with a null response".into(),
+                    panicked: false,
+                },
             ),
         }
     })
 }
 
-unsafe extern "C" fn host_fail(call: *mut abi::Call, message: abi::Bytes) {
+unsafe extern "C" fn host_fail(call: *mut abi::Call, cause: u32, message: abi::Bytes) {
     let log = ngx::log::ngx_cycle_log().as_ptr();
     guard(log, "fail", (), || {
         // SAFETY: the app completes each call once, with its own handle.
         let call = unsafe { take_handle(call) };
         // SAFETY: the ABI makes `message` valid for the duration of this call.
         let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
-        complete(call, Outcome::Failed(message));
+        complete(
+            call,
+            Outcome::Failed {
+                message,
+                panicked: cause == abi::PANICKED,
+            },
+        );
     })
 }

@@ -6,12 +6,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_http_compile_complex_value,
     ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_http_core_loc_conf_t,
-    ngx_http_get_variable_index, ngx_int_t, ngx_msec_t, ngx_parse_time, ngx_str_t,
+    ngx_http_get_variable_index, ngx_int_t, ngx_msec_t, ngx_parse_time, ngx_shm_zone_t, ngx_str_t,
     ngx_thread_pool_add, ngx_thread_pool_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::http::{
@@ -22,7 +23,7 @@ use ngx::ngx_conf_log_error;
 use crate::app_loader::{self, App};
 use crate::content_handler::gateway_content_handler;
 use crate::panic_guard::guard;
-use crate::Module;
+use crate::{status, Module};
 
 /// The apps this configuration serves, each once however many locations name it, and the
 /// nginx variables the environ is built from.
@@ -32,6 +33,11 @@ pub struct MainConf {
     /// Every location with `gateway_app`, each of which gets an app instance per worker.
     pub mounts: Vec<*const LocationConf>,
     pub variables: Option<EnvironVariables>,
+    /// `gateway_status_zone`, and the counters table in it once nginx has mapped it.
+    pub status_zone: Option<NonNull<ngx_shm_zone_t>>,
+    pub status_table: Cell<Option<NonNull<status::Table>>>,
+    /// Some location has `gateway_status`, which needs the zone.
+    pub status_locations: bool,
 }
 
 /// Indexes of the nginx variables behind environ keys: nginx computes them (honouring, e.g.,
@@ -65,6 +71,12 @@ pub struct LocationConf {
     /// `gateway_timeout`: how long an offloaded call may take before the client gets a 504.
     pub timeout: ngx_msec_t,
     timeout_set: bool,
+    /// The name of `thread_pool`, for the counters.
+    pub thread_pool_name: Option<Vec<u8>>,
+    /// This location's entries in the status zone.
+    pub counters: status::CounterSlots,
+    /// `gateway_slow_request`: calls slower than this are logged; inherited by nested levels.
+    pub slow_request: Option<Duration>,
 }
 
 /// The state of a location's app instance in this worker.
@@ -100,6 +112,9 @@ impl Default for LocationConf {
             thread_pool: None,
             timeout: DEFAULT_TIMEOUT_MS,
             timeout_set: false,
+            thread_pool_name: None,
+            counters: status::CounterSlots::default(),
+            slow_request: None,
         }
     }
 }
@@ -108,6 +123,9 @@ impl Merge for LocationConf {
     fn merge(&mut self, prev: &Self) -> Result<(), MergeConfigError> {
         if self.params.is_empty() {
             self.params = prev.params.clone();
+        }
+        if self.slow_request.is_none() {
+            self.slow_request = prev.slow_request;
         }
         // The app itself is not inherited: like proxy_pass, it serves only its own location.
         Ok(())
@@ -365,6 +383,7 @@ pub unsafe extern "C" fn set_gateway_thread_pool(
         match NonNull::new(pool) {
             Some(pool) => {
                 conf.thread_pool = Some(pool);
+                conf.thread_pool_name = Some(name.as_bytes().to_vec());
                 NGX_CONF_OK
             }
             None => NGX_CONF_ERROR,
@@ -398,6 +417,34 @@ pub unsafe extern "C" fn set_gateway_timeout(
         }
         conf.timeout = timeout as ngx_msec_t;
         conf.timeout_set = true;
+        NGX_CONF_OK
+    })
+}
+
+/// `gateway_slow_request TIME;`: log a warning for app calls slower than TIME.
+pub unsafe extern "C" fn set_gateway_slow_request(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    with_location_conf(cf, conf, "gateway_slow_request", |conf| {
+        if conf.slow_request.is_some() {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: NGX_CONF_TAKE1: args are [name, time].
+        let mut value = unsafe { arguments(cf) }[1];
+        // SAFETY: `value` is a configuration string; ngx_parse_time only reads it.
+        let threshold = unsafe { ngx_parse_time(&mut value, 0) };
+        if threshold < 0 {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "gateway_slow_request \"{}\" is not a time",
+                String::from_utf8_lossy(value.as_bytes())
+            );
+            return NGX_CONF_ERROR;
+        }
+        conf.slow_request = Some(Duration::from_millis(threshold as u64));
         NGX_CONF_OK
     })
 }

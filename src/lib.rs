@@ -8,6 +8,7 @@
 
 mod app_loader;
 mod app_log;
+mod call_record;
 mod content_handler;
 mod directives;
 mod environ;
@@ -18,14 +19,17 @@ mod request_body;
 mod response;
 mod response_file;
 mod response_stream;
+mod status;
+mod variables;
 mod worker;
 
 use std::ptr::{addr_of, null_mut};
 
 use ngx::ffi::{
-    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_CONF_TAKE2,
-    NGX_CONF_TAKE23, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_CONF_TAKE23, NGX_ERROR, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
+    NGX_HTTP_SRV_CONF, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
@@ -37,6 +41,26 @@ impl HttpModule for Module {
     fn module() -> &'static ngx_module_t {
         // SAFETY: the module static is only written by nginx while loading it (its indexes).
         unsafe { &*addr_of!(ngx_http_gateway_module) }
+    }
+
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // SAFETY: nginx calls this with the configuration being parsed.
+        let log = unsafe { (*cf).log };
+        panic_guard::guard(log, "preconfiguration", NGX_ERROR as ngx_int_t, || {
+            variables::register(cf)
+        })
+    }
+
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // SAFETY: nginx calls this with the parsed configuration.
+        let log = unsafe { (*cf).log };
+        panic_guard::guard(log, "postconfiguration", NGX_ERROR as ngx_int_t, || {
+            // SAFETY: as above; `cf->ctx` is the http block's.
+            match Module::main_conf(unsafe { &*cf }) {
+                Some(main) if !status::check_configuration(cf, main) => NGX_ERROR as ngx_int_t,
+                _ => NGX_OK as ngx_int_t,
+            }
+        })
     }
 }
 
@@ -52,7 +76,7 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = directives::LocationConf;
 }
 
-static mut COMMANDS: [ngx_command_t; 7] = [
+static mut COMMANDS: [ngx_command_t; 10] = [
     ngx_command_t {
         name: ngx_string!("gateway_app"),
         type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
@@ -102,12 +126,37 @@ static mut COMMANDS: [ngx_command_t; 7] = [
         offset: 0,
         post: null_mut(),
     },
+    ngx_command_t {
+        name: ngx_string!("gateway_status_zone"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2) as ngx_uint_t,
+        set: Some(status::set_status_zone),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("gateway_status"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        set: Some(status::set_status),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("gateway_slow_request"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1)
+            as ngx_uint_t,
+        set: Some(directives::set_gateway_slow_request),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
     ngx_command_t::empty(),
 ];
 
 static CONTEXT: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
-    postconfiguration: None,
+    preconfiguration: Some(Module::preconfiguration),
+    postconfiguration: Some(Module::postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
     init_main_conf: None,
     create_srv_conf: None,

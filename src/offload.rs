@@ -16,13 +16,15 @@ use std::sync::Arc;
 use gateway::abi;
 use ngx::ffi::{
     ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_log_t,
-    ngx_msec_t, ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t,
-    NGX_DONE, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
+    ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t, NGX_DONE,
+    NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
 };
 
 use crate::app_loader::App;
 use crate::app_log;
+use crate::call_record::CallRecord;
 use crate::content_handler::{self, CallState};
+use crate::directives::LocationConf;
 use crate::panic_guard::guard;
 use crate::response::INTERNAL_SERVER_ERROR;
 
@@ -44,6 +46,8 @@ pub struct Call {
 struct Offloaded {
     call: Call,
     request: *mut ngx_http_request_t,
+    /// The location's configuration, for its counters and slow-request threshold.
+    conf: *const LocationConf,
     deadline: ngx_event_t,
     timed_out: bool,
 }
@@ -51,8 +55,8 @@ struct Offloaded {
 /// Posts `call` to `pool` and returns what the content handler returns to nginx.
 pub fn start(
     r: &mut ngx_http_request_t,
+    conf: &LocationConf,
     pool: NonNull<ngx_thread_pool_t>,
-    timeout: ngx_msec_t,
     call: Call,
 ) -> ngx_int_t {
     // SAFETY: the request pool is live; nginx zeroes the task and its context.
@@ -67,6 +71,7 @@ pub fn start(
         context.write(Offloaded {
             call,
             request: r,
+            conf,
             // SAFETY: all-zero is the idle state of an nginx event.
             deadline: std::mem::zeroed(),
             timed_out: false,
@@ -98,7 +103,10 @@ pub fn start(
     offloaded.deadline.handler = Some(deadline_passed);
     // The timer also keeps a gracefully exiting worker (`nginx -s quit`) waiting for the call.
     // SAFETY: the event lives in the pool as long as the request.
-    unsafe { ngx_add_timer(&mut offloaded.deadline, timeout) };
+    unsafe { ngx_add_timer(&mut offloaded.deadline, conf.timeout) };
+    if let Some(pool) = conf.counters.pool() {
+        pool.posted();
+    }
 
     // The thread's reference on the request: given back when the call has returned.
     // SAFETY: `r.main` is the live main request.
@@ -123,9 +131,18 @@ fn take(offloaded: &mut Offloaded) -> Call {
 unsafe extern "C" fn run_in_thread(data: *mut c_void, log: *mut ngx_log_t) {
     guard(log, "offloaded call", (), || {
         // SAFETY: `data` is this task's context, alive until the task's event has run.
-        let call = unsafe { &(*data.cast::<Offloaded>()).call };
+        let offloaded = unsafe { &*data.cast::<Offloaded>() };
+        // SAFETY: the configuration lives with the cycle; only its shared counters are used.
+        let pool = unsafe { (*offloaded.conf).counters.pool() };
+        if let Some(pool) = pool {
+            pool.started();
+        }
+        let call = &offloaded.call;
         // SAFETY: checked descriptor; the request is held until this call returns.
         unsafe { (call.app.descriptor().call)(call.instance, call.handle, &call.request) };
+        if let Some(pool) = pool {
+            pool.finished();
+        }
     })
 }
 
@@ -148,12 +165,17 @@ unsafe extern "C" fn call_returned(event: *mut ngx_event_t) {
         unsafe { ngx_del_timer(&mut offloaded.deadline) };
     }
     let call = take(offloaded);
+    // SAFETY: the configuration lives with the cycle.
+    let conf = unsafe { &*offloaded.conf };
     let rc = if offloaded.timed_out {
         // The client already has its 504; the late outcome was discarded when it arrived.
+        if let Some(counters) = conf.counters.app() {
+            counters.call_ended();
+        }
         NGX_DONE as ngx_int_t
     } else {
         guard(log, "offloaded call result", INTERNAL_SERVER_ERROR, || {
-            content_handler::finish(r, &call.app, &call.state)
+            content_handler::finish(r, conf, &call.app, &call.state)
         })
     };
     drop(call);
@@ -180,6 +202,14 @@ unsafe extern "C" fn deadline_passed(event: *mut ngx_event_t) {
         }
         offloaded.timed_out = true;
         let count = TIMED_OUT.fetch_add(1, Ordering::Relaxed) + 1;
+        // SAFETY: the configuration lives with the cycle.
+        let conf = unsafe { &*offloaded.conf };
+        if let Some(counters) = conf.counters.app() {
+            counters.timed_out();
+        }
+        if let Some(record) = CallRecord::of(r) {
+            record.answered_for_app(conf, NGX_HTTP_GATEWAY_TIME_OUT as u16);
+        }
         let app = Arc::clone(&offloaded.call.app);
         app_log::error(
             r,

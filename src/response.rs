@@ -17,6 +17,7 @@ use ngx::ffi::{
 };
 
 use crate::app_loader::App;
+use crate::call_record::CallRecord;
 use crate::content_handler::AppResponse;
 use crate::panic_guard::guard;
 use crate::{app_log, pool_bytes, response_file, response_stream};
@@ -119,6 +120,9 @@ pub fn send(r: &mut ngx_http_request_t, app: &Arc<App>, response: AppResponse) -
     let checked = match check(response) {
         Ok(checked) => checked,
         Err(invalid) => {
+            if let Some(record) = CallRecord::of(r) {
+                record.set_status(INTERNAL_SERVER_ERROR as u16);
+            }
             app_log::error(
                 r,
                 app,

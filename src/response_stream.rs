@@ -24,6 +24,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
 
 use crate::app_loader::App;
+use crate::call_record::CallRecord;
 use crate::panic_guard::guard;
 use crate::response::{self, Checked};
 use crate::{app_log, content_handler, Module};
@@ -34,8 +35,8 @@ const MAX_BUFFERS: usize = 8;
 /// Buffers sent in one go before the pump lets other connections run.
 const BUFFERS_PER_TURN: usize = 32;
 
-/// One stream's state, in the request's pool and its module context.
-struct Pump {
+/// One stream's state, in the request's pool, found through its call record.
+pub struct Pump {
     app: Arc<App>,
     stream: *mut c_void,
     next: unsafe extern "C" fn(*mut c_void, *mut abi::Chunk) -> i32,
@@ -116,8 +117,10 @@ pub fn start(r: &mut ngx_http_request_t, app: &Arc<App>, checked: &Checked) -> n
     if pump.is_null() {
         return NGX_ERROR as ngx_int_t;
     }
-    // SAFETY: `ctx` has a slot per module; the pool keeps `pump` alive for the request.
-    unsafe { *r.ctx.add(Module::module().ctx_index) = pump.cast() };
+    let Some(record) = CallRecord::of(r) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    record.pump.set(pump);
     // SAFETY: `pump` is live and pinned in the pool; the pull task finds it through this.
     if let Some(offload) = unsafe { (*pump).offload.as_mut() } {
         // SAFETY: the task's context was allocated to hold one pointer.
@@ -178,9 +181,10 @@ unsafe extern "C" fn write_event_handler(r: *mut ngx_http_request_t) {
 
 /// The pump of a request whose stream `start` began.
 fn pump_of<'a>(r: &ngx_http_request_t) -> &'a mut Pump {
-    // SAFETY: `start` put the pump in this module's context slot before any turn, and the
-    // pool keeps it as long as the request.
-    unsafe { &mut *(*r.ctx.add(Module::module().ctx_index)).cast::<Pump>() }
+    let pump = CallRecord::of(r).map_or(null_mut(), |record| record.pump.get());
+    // SAFETY: `start` put the pump in the request's call record before any turn, and the pool
+    // keeps it as long as the request.
+    unsafe { &mut *pump }
 }
 
 fn run(r: &mut ngx_http_request_t) -> Turn {
@@ -318,12 +322,13 @@ fn pulled(
             }))
         }
         other => {
-            // SAFETY: with STREAM_ERROR the chunk holds the message, valid until the release.
-            let message = if other == abi::STREAM_ERROR {
-                unsafe { chunk.data.as_slice() }
-            } else {
-                &[]
-            };
+            let failed = other == abi::STREAM_ERROR || other == abi::STREAM_PANIC;
+            // SAFETY: with STREAM_ERROR or STREAM_PANIC the chunk holds the message, valid
+            // until the release.
+            let message = if failed { unsafe { chunk.data.as_slice() } } else { &[] };
+            if let Some(counters) = Module::location_conf(r).and_then(|conf| conf.counters.app()) {
+                counters.failed(other == abi::STREAM_PANIC);
+            }
             let app = Arc::clone(&pump.app);
             app_log::error(
                 r,
