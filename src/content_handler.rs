@@ -16,9 +16,11 @@ use parking_lot::Mutex;
 use crate::app_loader::App;
 use crate::call_record::CallRecord;
 use crate::directives::{Instance, LocationConf};
+#[cfg(ngx_feature = "threads")]
+use crate::offload;
 use crate::panic_guard::guard;
 use crate::response::INTERNAL_SERVER_ERROR;
-use crate::{app_log, environ, offload, request_body, response, Module};
+use crate::{app_log, environ, request_body, response, Module};
 
 /// The content handler of every location with `gateway_app`: has nginx read the whole
 /// request body, then calls the app from `body_read`.
@@ -110,14 +112,19 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         counters.call_started();
     }
     if let Some(thread_pool) = conf.thread_pool {
-        let call = offload::Call {
-            app: Arc::clone(app),
-            instance,
-            request,
-            state: call,
-            handle,
-        };
-        return offload::start(r, conf, thread_pool, call);
+        #[cfg(ngx_feature = "threads")]
+        {
+            let call = offload::Call {
+                app: Arc::clone(app),
+                instance,
+                request,
+                state: call,
+                handle,
+            };
+            return offload::start(r, conf, thread_pool, call);
+        }
+        #[cfg(not(ngx_feature = "threads"))]
+        match thread_pool {}
     }
     // SAFETY: the descriptor was checked at load; `handle` carries one reference to `call`
     // that the app gives back through `respond` or `fail`, and `request` outlives the call.

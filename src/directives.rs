@@ -13,7 +13,7 @@ use ngx::ffi::{
     ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_http_compile_complex_value,
     ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_http_core_loc_conf_t,
     ngx_http_get_variable_index, ngx_int_t, ngx_msec_t, ngx_parse_time, ngx_shm_zone_t, ngx_str_t,
-    ngx_thread_pool_add, ngx_thread_pool_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
+    NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::http::{
     HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, NgxHttpCoreModule,
@@ -67,7 +67,7 @@ pub struct LocationConf {
     /// This worker's app instance for the location; set after the fork, in the worker.
     pub instance: Cell<Instance>,
     /// `gateway_thread_pool`: the nginx thread pool app calls run on, instead of the event loop.
-    pub thread_pool: Option<NonNull<ngx_thread_pool_t>>,
+    pub thread_pool: Option<ThreadPool>,
     /// `gateway_timeout`: how long an offloaded call may take before the client gets a 504.
     pub timeout: ngx_msec_t,
     timeout_set: bool,
@@ -78,6 +78,12 @@ pub struct LocationConf {
     /// `gateway_slow_request`: calls slower than this are logged; inherited by nested levels.
     pub slow_request: Option<Duration>,
 }
+
+/// An nginx thread pool; an nginx built without `--with-threads` has none to name.
+#[cfg(ngx_feature = "threads")]
+pub type ThreadPool = NonNull<ngx::ffi::ngx_thread_pool_t>;
+#[cfg(not(ngx_feature = "threads"))]
+pub type ThreadPool = std::convert::Infallible;
 
 /// The state of a location's app instance in this worker.
 #[derive(Debug, Default, Clone, Copy)]
@@ -376,11 +382,9 @@ pub unsafe extern "C" fn set_gateway_thread_pool(
             return c"is duplicate".as_ptr().cast_mut();
         }
         // SAFETY: NGX_CONF_TAKE1: args are [name, pool].
-        let mut name = unsafe { arguments(cf) }[1];
-        // SAFETY: called while parsing; nginx checks at the end of the configuration that a
-        // pool other than "default" was declared, and reports it with this file and line.
-        let pool = unsafe { ngx_thread_pool_add(cf, &mut name) };
-        match NonNull::new(pool) {
+        let name = unsafe { arguments(cf) }[1];
+        // SAFETY: called while parsing this directive.
+        match unsafe { add_thread_pool(cf, name) } {
             Some(pool) => {
                 conf.thread_pool = Some(pool);
                 conf.thread_pool_name = Some(name.as_bytes().to_vec());
@@ -389,6 +393,27 @@ pub unsafe extern "C" fn set_gateway_thread_pool(
             None => NGX_CONF_ERROR,
         }
     })
+}
+
+/// # Safety
+/// `cf` must be the configuration being parsed.
+#[cfg(ngx_feature = "threads")]
+unsafe fn add_thread_pool(cf: *mut ngx_conf_t, mut name: ngx_str_t) -> Option<ThreadPool> {
+    // SAFETY: per the caller; nginx checks at the end of the configuration that a pool other
+    // than "default" was declared, and reports it with this file and line.
+    NonNull::new(unsafe { ngx::ffi::ngx_thread_pool_add(cf, &mut name) })
+}
+
+/// # Safety
+/// `cf` must be the configuration being parsed.
+#[cfg(not(ngx_feature = "threads"))]
+unsafe fn add_thread_pool(cf: *mut ngx_conf_t, _name: ngx_str_t) -> Option<ThreadPool> {
+    ngx_conf_log_error!(
+        NGX_LOG_EMERG,
+        cf,
+        "gateway_thread_pool needs an nginx built with --with-threads"
+    );
+    None
 }
 
 /// `gateway_timeout TIME;`: the longest an offloaded app call may take; past it the client

@@ -12,6 +12,7 @@ mod call_record;
 mod content_handler;
 mod directives;
 mod environ;
+#[cfg(ngx_feature = "threads")]
 mod offload;
 mod panic_guard;
 mod pool_bytes;

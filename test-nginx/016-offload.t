@@ -1,0 +1,529 @@
+# App calls on nginx thread pools (gateway_thread_pool, gateway_timeout): slow calls run in
+# parallel on the pool's threads while the worker's event loop goes on serving; without
+# offload the same calls stall the worker, which is why the feature exists. A full queue
+# is a 503, a deadline a 504 with the call finishing detached, a panic on a thread a 500,
+# and bad directives stop nginx from starting.
+#
+# Concurrency needs several connections at once, which the Test::Nginx::Socket format
+# cannot express, so this is a plain Test::More script: it uses the Test::Nginx
+# environment (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES, TEST_NGINX_APPS,
+# TEST_NGINX_PORT) but writes its own nginx.conf into a temporary prefix, starts nginx
+# itself (listening on 127.0.0.1 only), and always stops it.
+#
+# Timing bounds are loose (seconds) on purpose: CI has two slow cores.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use IO::Select ();
+use IO::Socket::INET ();
+use List::Util qw(max min);
+use POSIX ();
+use Time::HiRes qw(sleep time);
+
+my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
+my $apps = $ENV{TEST_NGINX_APPS} or plan skip_all => 'TEST_NGINX_APPS is not set';
+my @modules = split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '';
+
+my $hex32 = qr/[0-9a-f]{32}/;
+# What stands between a level and the message: Debian's nginx writes its startup errors to
+# stderr in the error log's format, with "PID#TID: ".
+my $pid_prefix = qr/(?:\d+#\d+: )?/;
+
+# --- nginx ----------------------------------------------------------------------------
+
+my @running;    # servers to stop, whatever happens
+
+END {
+    local $?;
+    stop_nginx($_) for @{[@running]};
+}
+
+# A port near TEST_NGINX_PORT that nothing listens on.
+sub free_port {
+    my $base = $ENV{TEST_NGINX_PORT} || 1984;
+    for my $port ($base + 1 .. $base + 50) {
+        my $probe = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp', ReuseAddr => 1, Listen => 1);
+        next unless $probe;
+        close $probe;
+        return $port;
+    }
+    die "no free port in " . ($base + 1) . ".." . ($base + 50) . "\n";
+}
+
+# Writes nginx.conf into a fresh prefix: $o{main} in the main context, $o{server} in the
+# server block; master_process as $o{master}. Returns the server's description.
+sub write_conf {
+    my (%o) = @_;
+    my $prefix = tempdir('gateway-016-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$prefix/$_" for qw(conf logs);
+    my $port = free_port();
+    my $load = join '', map { "load_module $_;\n" } @modules;
+    # Workers of a root master would otherwise run as "nobody".
+    my $user = $> == 0 ? "user root;\n" : '';
+    my $master = $o{master} ? 'on' : 'off';
+    my $main = $o{main} // '';
+    my $server = $o{server};
+    my $text = <<"CONF";
+${load}${user}worker_processes 1;
+master_process $master;
+daemon on;
+error_log logs/error.log info;
+pid logs/nginx.pid;
+$main
+events {
+    worker_connections 256;
+    accept_mutex off;
+}
+http {
+    access_log logs/access.log;
+    default_type text/plain;
+    client_body_temp_path $prefix/body;
+    proxy_temp_path $prefix/proxy;
+    fastcgi_temp_path $prefix/fastcgi;
+    uwsgi_temp_path $prefix/uwsgi;
+    scgi_temp_path $prefix/scgi;
+    server {
+        listen 127.0.0.1:$port;
+$server
+    }
+}
+CONF
+    my $conf = "$prefix/conf/nginx.conf";
+    open my $fh, '>', $conf or die "cannot write $conf: $!";
+    print $fh $text;
+    close $fh;
+    return { prefix => $prefix, port => $port, conf => $conf, text => $text,
+             log => "$prefix/logs/error.log", stderr => "$prefix/logs/stderr" };
+}
+
+# The line of nginx.conf where $needle first appears.
+sub line_of {
+    my ($server, $needle) = @_;
+    my $at = index $server->{text}, $needle;
+    die "\"$needle\" is not in the config\n" if $at < 0;
+    return 1 + (() = substr($server->{text}, 0, $at) =~ /\n/g);
+}
+
+# Runs nginx's command line (it daemonizes and exits); returns its wait status.
+sub launch {
+    my $server = shift;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $server->{stderr};
+        { exec { $nginx } $nginx, '-p', "$server->{prefix}/", '-c', 'conf/nginx.conf' }
+        print STDERR "cannot execute $nginx: $!\n";
+        POSIX::_exit(127);
+    }
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return $? if waitpid($pid, POSIX::WNOHANG()) == $pid;
+        sleep 0.01;
+    }
+    kill KILL => $pid;
+    waitpid $pid, 0;
+    die "$nginx did not return within 10 s\n";
+}
+
+# Starts nginx with the config; dies (failing the script) if it does not come up.
+sub start_nginx {
+    my $server = write_conf(@_);
+    my $status = launch($server);
+    die "nginx failed to start (status $status): " . slurp($server->{stderr}) if $status;
+    my $deadline = time + 10;
+    until (defined($server->{pid} = pid_from_file($server))) {
+        die "nginx wrote no pid file\n" if time > $deadline;
+        sleep 0.01;
+    }
+    push @running, $server;
+    return $server;
+}
+
+sub pid_from_file {
+    my $server = shift;
+    open my $in, '<', "$server->{prefix}/logs/nginx.pid" or return undef;
+    my $pid = <$in>;
+    return defined $pid && $pid =~ /^(\d+)/ ? $1 : undef;
+}
+
+# The daemon is reparented to PID 1, which may never reap it: a zombie is not alive.
+sub alive {
+    my $pid = shift;
+    return 0 unless kill 0, $pid;
+    open my $in, '<', "/proc/$pid/stat" or return 1;
+    return (<$in> // '') !~ /\)\s+Z/;
+}
+
+sub wait_for_exit {
+    my ($pid, $secs) = @_;
+    my $deadline = time + $secs;
+    while (alive($pid)) {
+        return 0 if time > $deadline;
+        sleep 0.02;
+    }
+    return 1;
+}
+
+# Stops nginx gracefully (QUIT), then with TERM and KILL if it lingers. Returns 'gone' if
+# it had exited on its own, else 'stopped' or 'killed'.
+sub stop_nginx {
+    my $server = shift;
+    @running = grep { $_ != $server } @running;
+    my $pid = $server->{pid};
+    return 'gone' unless defined $pid && alive($pid);
+    kill QUIT => $pid;
+    return 'stopped' if wait_for_exit($pid, 10);
+    kill TERM => $pid;
+    return 'stopped' if wait_for_exit($pid, 2);
+    kill KILL => -$pid, $pid;
+    wait_for_exit($pid, 2);
+    return 'killed';
+}
+
+sub slurp {
+    my $path = shift;
+    open my $in, '<', $path or return '';
+    local $/;
+    return <$in> // '';
+}
+
+# The error log's lines that match $pattern.
+sub log_lines {
+    my ($server, $pattern) = @_;
+    return grep { /$pattern/ } split /^/, slurp($server->{log});
+}
+
+# Stops the server and checks what every section checks: nginx was still running, stopped
+# when asked, and nothing crashed or raised an alert.
+sub finish {
+    my ($server, $what) = @_;
+    my $how = stop_nginx($server);
+    is $how, 'stopped', "$what: nginx was running to the end and stopped when asked";
+    # "gateway: <what> panicked" is the module's own guard catching a panic of its code.
+    my @bad = log_lines($server, qr/\[(?:alert|crit|emerg)\]|exited on signal|gateway: [\w ]+ panicked:/);
+    is_deeply \@bad, [], "$what: no [alert], [crit], crash or module panic in the error log";
+    diag "error log of $what:\n" . slurp($server->{log})
+        unless Test::More->builder->is_passing;
+}
+
+# --- clients --------------------------------------------------------------------------
+
+# Sends requests concurrently, each on its own HTTP/1.0 connection: [$at, $uri] is
+# "GET $uri", sent $at seconds after the start. Returns, in the same order, hashes with
+# status, body, done (seconds from sending to the complete response, by its
+# Content-Length), finished (the same from the start, to compare clients), eof (seconds
+# from sending to nginx closing the connection; only with wait_eof, else the client closes
+# once the response is complete) and error.
+sub run_clients {
+    my ($server, $requests, %opt) = @_;
+    my $limit = $opt{limit} // 30;
+    my $start = time;
+    my @clients = map { { at => $_->[0], uri => $_->[1], raw => '' } } @$requests;
+    while (1) {
+        my $now = time - $start;
+        for my $c (grep { !$_->{sock} && !$_->{closed} && $_->{at} <= $now } @clients) {
+            my $sock = IO::Socket::INET->new(
+                PeerAddr => '127.0.0.1', PeerPort => $server->{port}, Proto => 'tcp', Timeout => 5);
+            if (!$sock) {
+                $c->{error} = "connect: $!";
+                $c->{closed} = 1;
+                next;
+            }
+            binmode $sock;
+            # Noted before writing: nginx may start on the request before syswrite returns.
+            $c->{sent} = time - $start;
+            syswrite $sock, "GET $c->{uri} HTTP/1.0\r\nHost: localhost\r\n\r\n";
+            $c->{sock} = $sock;
+        }
+        my @open = grep { $_->{sock} } @clients;
+        my @later = grep { !$_->{sock} && !$_->{closed} } @clients;
+        last unless @open || @later;
+        if ($now > $limit) {
+            $_->{error} //= "no complete response within ${limit} s" for @open, @later;
+            last;
+        }
+        my $wait = @later ? min(map { $_->{at} } @later) - $now : $limit - $now;
+        $wait = 0.001 if $wait < 0.001;
+        my %by_fd = map { fileno($_->{sock}) => $_ } @open;
+        for my $fh (IO::Select->new(map { $_->{sock} } @open)->can_read($wait)) {
+            my $c = $by_fd{fileno $fh};
+            my $n = sysread $fh, my $buf, 65536;
+            my $t = time - $start - $c->{sent};
+            if ($n) {
+                $c->{raw} .= $buf;
+                next if defined $c->{done} || !complete($c);
+                $c->{done} = $t;
+                $c->{finished} = $c->{sent} + $t;
+                next if $opt{wait_eof};
+            } else {
+                $c->{eof} = $t;
+                if (!defined $c->{done} && $c->{raw} =~ /\r\n\r\n/) {
+                    $c->{done} = $t;
+                    $c->{finished} = $c->{sent} + $t;
+                }
+            }
+            close $fh;
+            delete $c->{sock};
+            $c->{closed} = 1;
+        }
+    }
+    for my $c (@clients) {
+        close delete $c->{sock} if $c->{sock};
+        if ($c->{raw} =~ m{\AHTTP/1\.\d (\d{3})[^\r]*\r\n(.*?)\r\n\r\n(.*)\z}s) {
+            @$c{qw(status head body)} = ($1, $2, $3);
+        }
+        $c->{error} //= 'no complete response' unless defined $c->{done};
+        $c->{status} //= 'none';
+        $c->{body} //= '';
+    }
+    return @clients;
+}
+
+# Is the response complete by its Content-Length?
+sub complete {
+    my $c = shift;
+    my ($head, $body) = $c->{raw} =~ /\A(.*?\r\n)\r\n(.*)\z/s or return 0;
+    my ($length) = $head =~ /^Content-Length:\s*(\d+)\r$/mi or return 0;
+    return length($body) >= $length;
+}
+
+sub get {
+    my ($server, $uri) = @_;
+    my ($c) = run_clients($server, [[0, $uri]], limit => 10);
+    return $c;
+}
+
+sub describe {
+    my $c = shift;
+    my $body = $c->{body};
+    $body = substr($body, 0, 60) . '...' if length $body > 60;
+    $body =~ s/\n/\\n/g;
+    return sprintf '%s sent at %.3f s: %s "%s" after %s s%s%s', $c->{uri}, $c->{sent} // -1,
+        $c->{status}, $body,
+        defined $c->{done} ? sprintf('%.3f', $c->{done}) : '-',
+        defined $c->{eof} ? sprintf(', closed after %.3f s', $c->{eof}) : '',
+        $c->{error} ? " ($c->{error})" : '';
+}
+
+# --- the sections ---------------------------------------------------------------------
+
+my $hello = <<"LOC";
+        location /hello {
+            gateway_app $apps/libhello.so;
+        }
+        location = /pid {
+            return 200 "\$pid";
+        }
+LOC
+
+subtest 'offloaded: ten slow calls run in parallel on the pool while /hello answers at once' => sub {
+    my $server = start_nginx(server => <<"CONF");
+        location /slow/ {
+            gateway_app $apps/libstream.so;
+            gateway_thread_pool default;
+        }
+$hello
+CONF
+    my @clients = run_clients($server, [
+        (map { [0, '/slow/sleep?ms=2000'] } 1 .. 10),
+        [0.5, '/hello'],
+    ]);
+    my $hi = pop @clients;
+    note describe($_) for @clients, $hi;
+    for my $i (0 .. $#clients) {
+        my $c = $clients[$i];
+        is "$c->{status} $c->{body}", "200 slept 2000 ms on the thread_pool\n", "slow call $i answered";
+        cmp_ok $c->{done} // 99, '>=', 2, "slow call $i took its 2 s";
+    }
+    is "$hi->{status} $hi->{body}", "200 Hello, World!\n", '/hello answered';
+    cmp_ok $hi->{done} // 99, '<', 1, '/hello answered within 1 s, with ten slow calls running';
+    cmp_ok $hi->{finished} // 99, '<', min(map { $_->{finished} // 0 } @clients),
+        '/hello answered before any slow call completed';
+    # One after another they would take 20 s.
+    cmp_ok max(map { $_->{finished} // 99 } @clients), '<', 8,
+        'all ten completed within 8 s: they ran in parallel';
+    finish($server, 'offloaded');
+};
+
+# Without gateway_thread_pool a blocking call runs on the worker's event loop: the one
+# worker process does nothing else until it returns, so slow calls complete one after
+# another and every other request, however cheap, waits behind them. This stall is the
+# reason gateway_thread_pool exists.
+subtest 'not offloaded: slow calls stall the worker, one after another, and /hello waits' => sub {
+    my $server = start_nginx(server => <<"CONF");
+        location /slow/ {
+            gateway_app $apps/libstream.so;
+        }
+$hello
+CONF
+    my @clients = run_clients($server, [
+        (map { [0, '/slow/sleep?ms=1500'] } 1 .. 3),
+        [0.5, '/hello'],
+    ]);
+    my $hi = pop @clients;
+    note describe($_) for @clients, $hi;
+    for my $i (0 .. $#clients) {
+        my $c = $clients[$i];
+        is "$c->{status} $c->{body}", "200 slept 1500 ms on the event_loop\n", "slow call $i answered";
+    }
+    # Each blocks the loop 1.5 s, and none began before the start: the last completes at
+    # least 4.5 s after it.
+    cmp_ok max(map { $_->{finished} // 0 } @clients), '>=', 4.5,
+        'the three slow calls ran one after another (the last took >= 4.5 s)';
+    is "$hi->{status} $hi->{body}", "200 Hello, World!\n", '/hello answered in the end';
+    cmp_ok $hi->{done} // 0, '>=', 1, '/hello, sent 0.5 s in, waited >= 1 s for the blocked loop';
+    cmp_ok $hi->{finished} // 0, '>=', min(map { $_->{finished} // 99 } @clients),
+        '/hello answered only after a slow call completed';
+    finish($server, 'not offloaded');
+};
+
+subtest 'a full queue: 503, logged by nginx and by the module' => sub {
+    my $server = start_nginx(main => 'thread_pool tiny threads=1 max_queue=1;', server => <<"CONF");
+        location /slow/ {
+            gateway_app $apps/libstream.so;
+            gateway_thread_pool tiny;
+        }
+$hello
+CONF
+    # The first runs on the only thread, the second waits in the queue of one, the third
+    # finds the queue full.
+    my @clients = run_clients($server, [
+        [0, '/slow/sleep?ms=1500'],
+        [0.3, '/slow/sleep?ms=1500'],
+        [0.6, '/slow/sleep?ms=1500'],
+    ]);
+    note describe($_) for @clients;
+    is_deeply [map { $_->{status} } @clients], [200, 200, 503],
+        'running, queued, refused: 200, 200, 503';
+    is $clients[0]{body}, "slept 1500 ms on the thread_pool\n", 'the running call answered';
+    is $clients[1]{body}, "slept 1500 ms on the thread_pool\n", 'the queued call answered';
+    like $clients[2]{body}, qr{<h1>503 Service Temporarily Unavailable</h1>}, 'the refused call: a 503 page';
+    cmp_ok $clients[2]{finished} // 99, '<', $clients[0]{finished} // 0,
+        'the 503 came at once, before the running call completed';
+    cmp_ok $clients[1]{finished} // 0, '>=', 3,
+        'the queued call ran after the first, on the one thread (>= 3 s from the start)';
+    my @overflow = log_lines($server, qr/\[error\] .*thread pool "tiny" queue overflow: \d+ tasks waiting/);
+    is scalar @overflow, 1, 'nginx logged one queue overflow'
+        or diag slurp($server->{log});
+    my @refused = log_lines($server,
+        qr/\[error\] .*gateway: app "stream" call refused: the thread pool's queue is full \(request $hex32\)/);
+    is scalar @refused, 1, 'the module logged the refused call with its request id'
+        or diag slurp($server->{log});
+    is "$_->{status} $_->{body}", "200 Hello, World!\n", 'the worker serves on' for get($server, '/hello');
+    finish($server, 'full queue');
+};
+
+subtest 'a deadline: 504 at gateway_timeout, the call finishes detached, the worker lives' => sub {
+    my $server = start_nginx(master => 1, server => <<"CONF");
+        location /slow/ {
+            gateway_app $apps/libstream.so;
+            gateway_thread_pool default;
+            gateway_timeout 1s;
+        }
+$hello
+CONF
+    my $pid = get($server, '/pid')->{body};
+    like $pid, qr/^\d+$/, "the worker's pid: $pid";
+    my @clients = run_clients($server, [
+        [0, '/slow/sleep?ms=3000'],
+        [0, '/slow/sleep?ms=3000'],
+        [1.5, '/pid'],
+        [1.5, '/slow/sleep?ms=0'],
+    ], wait_eof => 1);
+    note describe($_) for @clients;
+    my ($late1, $late2, $pid_then, $quick) = @clients;
+    for my $c ($late1, $late2) {
+        is $c->{status}, 504, 'a call past gateway_timeout: 504';
+        like $c->{body}, qr{<h1>504 Gateway Time-out</h1>}, '... with the 504 page';
+        cmp_ok $c->{done} // 0, '>=', 0.9, '... not before the 1 s deadline';
+        cmp_ok $c->{done} // 99, '<', 2.5, '... and without waiting for the 3 s call';
+        ok defined $c->{eof}, '... and the connection is closed in the end (not leaked)';
+    }
+    is "$pid_then->{status} $pid_then->{body}", "200 $pid", 'the same worker serves while the calls run detached';
+    is "$quick->{status} $quick->{body}", "200 slept 0 ms on the thread_pool\n",
+        'and runs new calls on the pool meanwhile';
+    # Both detached calls have returned now (their connections closed); give the worker
+    # a moment to log whatever it would.
+    sleep 1;
+    is get($server, '/pid')->{body}, $pid, 'after the detached calls finished: still the same worker';
+    my @timeouts = log_lines($server, qr/\[error\] .*gateway:/);
+    is scalar @timeouts, 2, 'the module logged two errors, one per timed-out call, and nothing else'
+        or diag @timeouts;
+    my $line = qr/\[error\] .*gateway: app "stream" call exceeded gateway_timeout, answered 504; the call finishes detached and its result is discarded \((\d) so far in this worker\) \(request ($hex32)\)/;
+    my @counts = map { /$line/ ? $1 : 'unexpected' } @timeouts;
+    is_deeply [sort @counts], [1, 2], 'each says it timed out, with the count in this worker'
+        or diag @timeouts;
+    my %ids = map { /$line/ ? ($2 => 1) : () } @timeouts;
+    is scalar keys %ids, 2, 'each names its own request id';
+    finish($server, 'deadline');
+};
+
+subtest 'gateway.runs_on, streams and a panic on a thread' => sub {
+    my $server = start_nginx(master => 1, server => <<"CONF");
+        location /slow/ {
+            gateway_app $apps/libstream.so;
+            gateway_thread_pool default;
+        }
+        location /direct/ {
+            gateway_app $apps/libstream.so;
+        }
+$hello
+CONF
+    my $pid = get($server, '/pid')->{body};
+    like $pid, qr/^\d+$/, "the worker's pid: $pid";
+    my $c = get($server, '/slow/sleep?ms=0');
+    is "$c->{status} $c->{body}", "200 slept 0 ms on the thread_pool\n", 'offloaded: runs_on is thread_pool';
+    $c = get($server, '/direct/sleep?ms=0');
+    is "$c->{status} $c->{body}", "200 slept 0 ms on the event_loop\n", 'not offloaded: runs_on is event_loop';
+    $c = get($server, '/slow/lines?n=3');
+    is "$c->{status} $c->{body}", "200 line 1\nline 2\nline 3\n", 'an offloaded call can answer a stream';
+
+    $c = get($server, '/slow/panic');
+    is $c->{status}, 500, 'a handler panicking on a thread: 500';
+    like $c->{body}, qr{<h1>500 Internal Server Error</h1>}, '... with the 500 page';
+    my @panics = log_lines($server,
+        qr{\[error\] .*gateway: app "stream" failed: handler panicked at examples/stream/src/lib\.rs:\d+:\d+: the handler gave up \(request $hex32\)});
+    is scalar @panics, 1, 'the panic is logged as for a call on the event loop'
+        or diag slurp($server->{log});
+    is get($server, '/pid')->{body}, $pid, 'the same worker serves on';
+    $c = get($server, '/slow/sleep?ms=0');
+    is "$c->{status} $c->{body}", "200 slept 0 ms on the thread_pool\n", '... the offloaded location too';
+    is get($server, '/hello')->{body}, "Hello, World!\n", '... and other apps';
+    finish($server, 'runs_on and panic');
+};
+
+subtest 'bad directives stop nginx from starting' => sub {
+    for my $case (
+        [ 'an undeclared thread pool', 'gateway_thread_pool nosuchpool;',
+          sub { qr/\[emerg\] ${pid_prefix}unknown thread pool "nosuchpool" in \Q$_[0]\E\n/ } ],
+        [ 'a zero timeout', 'gateway_timeout 0;',
+          sub { qr/\[emerg\] ${pid_prefix}gateway_timeout "0" is not a positive time in \Q$_[0]\E\n/ } ],
+        [ 'a timeout that is no time', 'gateway_timeout abc;',
+          sub { qr/\[emerg\] ${pid_prefix}gateway_timeout "abc" is not a positive time in \Q$_[0]\E\n/ } ],
+        [ 'two thread pools', "gateway_thread_pool default;\n            gateway_thread_pool default2;",
+          sub { qr/\[emerg\] ${pid_prefix}"gateway_thread_pool" directive is duplicate in \Q$_[0]\E\n/ }, 'default2' ],
+        [ 'two timeouts', "gateway_timeout 1s;\n            gateway_timeout 2s;",
+          sub { qr/\[emerg\] ${pid_prefix}"gateway_timeout" directive is duplicate in \Q$_[0]\E\n/ }, '2s' ],
+    ) {
+        my ($what, $directive, $message, $marker) = @$case;
+        my $server = write_conf(server => <<"CONF");
+        location /slow/ {
+            gateway_app $apps/libstream.so;
+            $directive
+        }
+CONF
+        my $where = "$server->{conf}:" . line_of($server, $marker // $directive);
+        my $status = launch($server);
+        my $stderr = slurp($server->{stderr});
+        isnt $status, 0, "$what: nginx exits with an error";
+        like $stderr, $message->($where), "$what: the [emerg] names $where" or diag $stderr;
+        if (!$status) {    # it should have died; do not leave it running
+            $server->{pid} = pid_from_file($server);
+            stop_nginx($server);
+        }
+    }
+};
+
+done_testing;
