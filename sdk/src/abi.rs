@@ -62,6 +62,11 @@ pub const BODY_FILE: u32 = 2;
 /// X-Accel-Redirect. The response's status and headers are not sent.
 pub const BODY_REDIRECT: u32 = 3;
 
+/// [`Host::fail`]: the app reported an error.
+pub const FAILED: u32 = 0;
+/// [`Host::fail`]: the app panicked.
+pub const PANICKED: u32 = 1;
+
 /// [`Response::stream_next`] filled in a chunk.
 pub const STREAM_CHUNK: i32 = 0;
 /// [`Response::stream_next`]: the stream ended; the chunk is not used.
@@ -69,6 +74,8 @@ pub const STREAM_END: i32 = 1;
 /// [`Response::stream_next`]: the stream failed; the chunk holds the message for the log. The
 /// client's response is cut short, since its status and headers are already sent.
 pub const STREAM_ERROR: i32 = 2;
+/// [`Response::stream_next`]: the stream panicked; as [`STREAM_ERROR`] otherwise.
+pub const STREAM_PANIC: i32 = 3;
 
 /// A borrowed run of bytes; `ptr` may be null when `len` is 0.
 #[repr(C)]
@@ -164,8 +171,9 @@ pub struct Host {
     /// Completes `call` with `response`; the module takes over `response` until its release.
     pub respond: unsafe extern "C" fn(call: *mut Call, response: *const Response),
     /// Completes `call` as failed: the client gets a 500 and `message` goes to the error log.
-    /// `message` is copied before this returns.
-    pub fail: unsafe extern "C" fn(call: *mut Call, message: Bytes),
+    /// `message` is copied before this returns. `cause` is [`FAILED`] or [`PANICKED`], for the
+    /// module's counters.
+    pub fail: unsafe extern "C" fn(call: *mut Call, cause: u32, message: Bytes),
 }
 
 /// What the app answers.

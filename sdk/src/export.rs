@@ -178,18 +178,18 @@ where
             None => Ok(Outgoing::new(response)),
         }
     });
-    match outcome {
+    let (cause, message) = match outcome {
         Ok(Ok(outgoing)) => {
             let response = Box::into_raw(outgoing);
             // SAFETY: `response` points to a live `Outgoing` whose first field is the ABI
             // response; the module hands it back to `release_outgoing` exactly once.
-            unsafe { (host.respond)(call, response.cast::<abi::Response>()) }
+            return unsafe { (host.respond)(call, response.cast::<abi::Response>()) };
         }
-        Ok(Err(message)) | Err(message) => {
-            // SAFETY: the module copies the message before `fail` returns.
-            unsafe { (host.fail)(call, abi::Bytes::new(message.as_bytes())) }
-        }
-    }
+        Ok(Err(message)) => (abi::FAILED, message),
+        Err(panic) => (abi::PANICKED, panic),
+    };
+    // SAFETY: the module copies the message before `fail` returns.
+    unsafe { (host.fail)(call, cause, abi::Bytes::new(message.as_bytes())) }
 }
 
 /// A response on its way to the module: the ABI view first, then what it points into.
@@ -262,7 +262,7 @@ unsafe extern "C" fn next_chunk(stream: *mut c_void, chunk: *mut abi::Chunk) -> 
         return abi::STREAM_END;
     };
     let next = panic_report::catch("stream", || chunks.next());
-    let failure = match next {
+    let (status, failure) = match next {
         Ok(None) => return abi::STREAM_END,
         Ok(Some(Ok(next))) => {
             let data = abi::Bytes::new(&next.data);
@@ -272,14 +272,14 @@ unsafe extern "C" fn next_chunk(stream: *mut c_void, chunk: *mut abi::Chunk) -> 
             unsafe { chunk.write(abi::Chunk { data, flush }) };
             return abi::STREAM_CHUNK;
         }
-        Ok(Some(Err(error))) => format!("stream failed: {error}"),
-        Err(panic) => panic,
+        Ok(Some(Err(error))) => (abi::STREAM_ERROR, format!("stream failed: {error}")),
+        Err(panic) => (abi::STREAM_PANIC, panic),
     };
     outgoing.stream_error = failure;
     let data = abi::Bytes::new(outgoing.stream_error.as_bytes());
     // SAFETY: as above.
     unsafe { chunk.write(abi::Chunk { data, flush: 0 }) };
-    abi::STREAM_ERROR
+    status
 }
 
 unsafe extern "C" fn release_outgoing(owner: *mut c_void) {

@@ -58,7 +58,7 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
                     completion.flushes.push(chunk.flush != 0);
                 }
                 abi::STREAM_END => break,
-                abi::STREAM_ERROR => {
+                abi::STREAM_ERROR | abi::STREAM_PANIC => {
                     completion.stream_error = Some(text(chunk.data));
                     break;
                 }
@@ -72,7 +72,7 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
     *call.0.lock().unwrap() = Some(completion);
 }
 
-unsafe extern "C" fn fail(call: *mut abi::Call, message: abi::Bytes) {
+unsafe extern "C" fn fail(call: *mut abi::Call, _cause: u32, message: abi::Bytes) {
     let call = unsafe { &*call.cast::<FakeCall>() };
     let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
     *call.0.lock().unwrap() = Some(Completion {
