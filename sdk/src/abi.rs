@@ -81,7 +81,9 @@ pub const STREAM_PANIC: i32 = 3;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Bytes {
+    /// The first byte.
     pub ptr: *const u8,
+    /// Number of bytes.
     pub len: usize,
 }
 
@@ -89,7 +91,9 @@ pub struct Bytes {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Pair {
+    /// The name: an environ key, a header name or a setting name.
     pub name: Bytes,
+    /// The value, as raw bytes.
     pub value: Bytes,
 }
 
@@ -125,9 +129,11 @@ pub struct AppDescriptor {
 /// What [`AppDescriptor::init`] gets.
 #[repr(C)]
 pub struct Setup {
+    /// The module's functions: a static table, valid as long as the library is loaded.
     pub host: *const Host,
     /// The location's `gateway_app_param NAME VALUE` settings, in order.
     pub params: *const Pair,
+    /// Number of entries at `params`.
     pub params_len: usize,
     /// Records why init failed, for the error log; the message is copied.
     pub fail: unsafe extern "C" fn(setup: *const Setup, message: Bytes),
@@ -138,12 +144,15 @@ pub struct Setup {
 /// One request, as the module hands it to the app.
 #[repr(C)]
 pub struct Request {
+    /// The module's functions, with which the app completes the call; a static table.
     pub host: *const Host,
     /// The gateway environ: CGI/WSGI-style names and their raw byte values.
     pub environ: *const Pair,
+    /// Number of entries at `environ`.
     pub environ_len: usize,
     /// The whole request body, already read by nginx, as consecutive segments.
     pub body: *const BodySegment,
+    /// Number of segments at `body`.
     pub body_len: usize,
 }
 
@@ -179,10 +188,15 @@ pub struct Host {
 /// What the app answers.
 #[repr(C)]
 pub struct Response {
+    /// The HTTP status; the module refuses a response whose status is outside 200..=999 and
+    /// answers 500 instead.
     pub status: u16,
     /// Reason phrase for the status line; empty for nginx's standard one.
     pub reason: Bytes,
+    /// The response headers, in order; the module refuses a response with an invalid or
+    /// hop-by-hop header (see [`wire::check_response_header`](crate::wire::check_response_header)).
     pub headers: *const Pair,
+    /// Number of entries at `headers`.
     pub headers_len: usize,
     /// What the body is: [`BODY_BYTES`], [`BODY_STREAM`], [`BODY_FILE`] or [`BODY_REDIRECT`].
     pub body_kind: u32,
@@ -191,6 +205,8 @@ pub struct Response {
     /// Passed to `release` once the module no longer needs anything this response points to;
     /// releasing a stream also ends it (the app drops its state).
     pub owner: *mut c_void,
+    /// Frees the response: called with `owner` exactly once, on the nginx event loop, when the
+    /// module is done with it.
     pub release: unsafe extern "C" fn(owner: *mut c_void),
     /// For [`BODY_STREAM`]: passed to `stream_next`.
     pub stream: *mut c_void,
@@ -204,6 +220,7 @@ pub struct Response {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct Chunk {
+    /// The bytes to send.
     pub data: Bytes,
     /// Non-zero: send everything so far to the client now instead of waiting to fill a packet
     /// (nginx does this for every chunk of a `text/event-stream`).
@@ -214,11 +231,13 @@ pub struct Chunk {
 unsafe impl Sync for AppDescriptor {}
 
 impl Bytes {
+    /// No bytes: a null pointer and length 0.
     pub const EMPTY: Bytes = Bytes {
         ptr: std::ptr::null(),
         len: 0,
     };
 
+    /// Borrows static bytes; a `const fn`, so it can fill the exported [`AppDescriptor`].
     pub const fn from_static(bytes: &'static [u8]) -> Bytes {
         Bytes {
             ptr: bytes.as_ptr(),
@@ -226,6 +245,8 @@ impl Bytes {
         }
     }
 
+    /// Borrows `bytes`, which the caller must keep alive and unchanged for as long as the other
+    /// side may read them.
     pub fn new(bytes: &[u8]) -> Bytes {
         Bytes {
             ptr: bytes.as_ptr(),
@@ -233,6 +254,8 @@ impl Bytes {
         }
     }
 
+    /// The bytes as a slice; empty when `len` is 0, whatever `ptr` is.
+    ///
     /// # Safety
     /// `ptr` must point to `len` readable bytes (or `len` be 0) for the returned lifetime.
     pub unsafe fn as_slice<'a>(self) -> &'a [u8] {

@@ -4,12 +4,17 @@
 /// A setting the app needs is missing or unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The setting with this name is not given.
     #[error("missing setting: add `gateway_app_param {0} ...;` to the location")]
     Missing(String),
+    /// A setting's value does not parse (see [`Config::parse`]).
     #[error("setting {name} = {value:?} is invalid: {reason}")]
     Invalid {
+        /// The setting's name.
         name: String,
+        /// The value as given.
         value: String,
+        /// Why it does not parse: the parser's error message.
         reason: String,
     },
 }
@@ -78,6 +83,7 @@ impl Config {
             .transpose()
     }
 
+    /// Every setting as name and value, in nginx.conf order, repeated names included.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.params
             .iter()

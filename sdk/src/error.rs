@@ -9,20 +9,32 @@ use crate::response::{IntoResponse, Response};
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The query string does not deserialize into the requested type: a 400.
     #[error("invalid query string: {0}")]
     Query(#[source] serde_urlencoded::de::Error),
+    /// A form body does not deserialize into the requested type: a 400.
     #[error("invalid form: {0}")]
     Form(#[source] serde_urlencoded::de::Error),
+    /// A JSON body is malformed (a 400) or of the wrong shape for the requested type (a 422).
     #[error("invalid JSON body: {0}")]
     Json(#[source] serde_json::Error),
+    /// The body's `Content-Type` is not one the reading method accepts: a 415.
     #[error("the request body must be {expected}")]
-    ContentType { expected: &'static str },
+    ContentType {
+        /// The content type to send, e.g. `application/json`.
+        expected: &'static str,
+    },
+    /// Reading the request body failed (from nginx's temporary file): a 500.
     #[error("reading the request body failed: {0}")]
     Body(#[source] std::io::Error),
+    /// Rendering a template failed: a 500, logged with the template's name and line.
     #[error("template \"{name}\"{}: {detail}", line.map(|line| format!(" line {line}")).unwrap_or_default())]
     Template {
+        /// The template's name; "?" when unknown.
         name: String,
+        /// The line of the error, when known.
         line: Option<usize>,
+        /// The error's kind and minijinja's detail.
         detail: String,
     },
     /// An answer with this status and message, e.g. `Error::status(StatusCode::NOT_FOUND, "no such user")`.
@@ -34,10 +46,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// An answer with `status` and `message` as its body ([`Error::Status`]), 5xx included
+    /// (e.g. a 503 while a dependency is down); use [`Error::internal`] for a failure that
+    /// should be logged and answered with nginx's 500 page.
     pub fn status(status: StatusCode, message: impl Into<String>) -> Self {
         Error::Status(status, message.into())
     }
 
+    /// A server-side failure ([`Error::Internal`]): the client gets a 500, the message goes to
+    /// the error log. Takes any `Display`, so `.map_err(Error::internal)` wraps other errors.
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Error::Internal(message.to_string())
     }
@@ -79,7 +96,9 @@ pub(crate) struct Failure(pub String);
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        if status.is_server_error() {
+        // An app's own `Error::status` is a deliberate answer, whatever its class; the other
+        // server-side errors are failures, logged and shown as nginx's 500 page.
+        if status.is_server_error() && !matches!(self, Error::Status(..)) {
             let mut response = status.into_response();
             response.extensions_mut().insert(Failure(self.to_string()));
             return response;

@@ -7,6 +7,8 @@ use crate::response::{IntoResponse, Response};
 /// any app state that implements this. One instance serves its location in one worker, from
 /// the event loop or several threads at once, hence `Send + Sync`.
 pub trait Handler: Send + Sync + 'static {
+    /// Answers one request. Under nginx, a panic here is caught: it is logged and the client
+    /// gets a 500.
     fn handle(&self, request: &Request<'_>) -> Response;
 }
 

@@ -12,6 +12,8 @@
 //! and nginx serves it from a location: `location /hello { gateway_app /path/libhello.so; }`.
 //! The app and the module share only the C ABI in [`abi`], so they are built separately.
 
+#![warn(missing_docs)]
+
 pub mod abi;
 mod config;
 #[cfg(feature = "dev-server")]

@@ -109,8 +109,14 @@ impl LocalRequest {
 /// A response as nginx would send it, in memory.
 #[derive(Debug)]
 pub struct Collected {
+    /// The status the client gets: 500 for a failure, 404 or 403 for a file that cannot be
+    /// read, else the app's.
     pub status: StatusCode,
+    /// The app's headers, plus a `Content-Length` for `body` when the app set none (except for
+    /// a failure).
     pub headers: HeaderMap,
+    /// The whole body: the bytes, a stream read to its end or its error, or the file's
+    /// contents; empty for a failure or an internal redirect.
     pub body: Vec<u8>,
     /// Set when the app asked nginx for an internal redirect: the target.
     pub internal_redirect: Option<String>,

@@ -41,10 +41,12 @@ impl<'a> Environ<'a> {
         })
     }
 
+    /// Number of entries (a repeated header is one entry).
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
 
+    /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }

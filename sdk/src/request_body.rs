@@ -43,6 +43,7 @@ impl<'a> RequestBody<'a> {
         self.segments.iter().map(|segment| segment.len).sum()
     }
 
+    /// Whether the body has no bytes, as for a request without a body.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -11,6 +11,7 @@ pub type Response = http::Response<Body>;
 
 /// Anything a handler may return.
 pub trait IntoResponse {
+    /// Converts `self` into the response to send.
     fn into_response(self) -> Response;
 }
 
@@ -100,10 +101,13 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
 pub struct ReasonPhrase(std::borrow::Cow<'static, str>);
 
 impl ReasonPhrase {
+    /// A reason phrase; it must not hold CR, LF or another control character but tab, or the
+    /// module refuses the response and answers 500.
     pub fn new(phrase: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         ReasonPhrase(phrase.into())
     }
 
+    /// The phrase, as sent in the status line.
     pub fn as_str(&self) -> &str {
         &self.0
     }

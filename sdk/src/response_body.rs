@@ -27,6 +27,7 @@ impl Default for Kind {
 }
 
 impl Body {
+    /// A body with no bytes; what `()` converts to.
     pub fn empty() -> Self {
         Body::default()
     }
@@ -126,6 +127,8 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// A chunk of bytes or text, unflushed; static data is sent without a copy. Useful to chain
+    /// [`Chunk::flushed`]: `Chunk::new("data: tick\n\n").flushed()`.
     pub fn new(data: impl Into<Chunk>) -> Self {
         data.into()
     }

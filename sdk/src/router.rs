@@ -39,6 +39,8 @@ pub struct WithState;
 /// A function that can handle a route: `fn(&Request) -> impl IntoResponse`, or
 /// `fn(&Request, &State) -> impl IntoResponse` for a router with state.
 pub trait RouteHandler<S, Marker>: Send + Sync + 'static {
+    /// Boxes the handler as a `Fn(&Request, &S) -> Response`, so handlers of either signature
+    /// can be stored together; the router calls it, apps need not.
     fn into_boxed(self) -> BoxedHandler<S>;
 }
 
@@ -136,6 +138,7 @@ pub struct Router<S = ()> {
 }
 
 impl Router<()> {
+    /// A router without state; see [`Router::with_state`] for one with.
     pub fn new() -> Self {
         Router::with_state(())
     }

@@ -44,26 +44,33 @@ impl TestClient {
         self
     }
 
+    /// A GET request for `uri`; see [`TestClient::request`].
     pub fn get(&self, uri: &str) -> TestRequest<'_> {
         self.request("GET", uri)
     }
 
+    /// A HEAD request for `uri`. The response keeps the body the app produced, which nginx
+    /// would not send.
     pub fn head(&self, uri: &str) -> TestRequest<'_> {
         self.request("HEAD", uri)
     }
 
+    /// A POST request for `uri`.
     pub fn post(&self, uri: &str) -> TestRequest<'_> {
         self.request("POST", uri)
     }
 
+    /// A PUT request for `uri`.
     pub fn put(&self, uri: &str) -> TestRequest<'_> {
         self.request("PUT", uri)
     }
 
+    /// A DELETE request for `uri`.
     pub fn delete(&self, uri: &str) -> TestRequest<'_> {
         self.request("DELETE", uri)
     }
 
+    /// A PATCH request for `uri`.
     pub fn patch(&self, uri: &str) -> TestRequest<'_> {
         self.request("PATCH", uri)
     }
@@ -94,6 +101,8 @@ pub struct TestRequest<'c> {
 }
 
 impl TestRequest<'_> {
+    /// Adds a request header, with nginx's rules: a repeated name is joined to the earlier
+    /// value (`Host: localhost` is always there), a name containing `_` is dropped.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.request
             .headers
@@ -101,6 +110,8 @@ impl TestRequest<'_> {
         self
     }
 
+    /// Sets the body and its `Content-Length` header, so even an empty body counts as sent
+    /// (the app sees `CONTENT_LENGTH`).
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.request.body = body.into();
         self.request.headers.push((
@@ -145,6 +156,7 @@ impl TestResponse {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
         self.status.is_success()
     }

@@ -64,6 +64,13 @@ fn broken(_: &Request) -> Result<String, Error> {
     Err(Error::internal("the database is down"))
 }
 
+fn overloaded(_: &Request) -> Result<String, Error> {
+    Err(Error::status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy, try again",
+    ))
+}
+
 fn app() -> Router<State> {
     Router::with_state(State::default())
         .route("/", get(index))
@@ -76,6 +83,7 @@ fn app() -> Router<State> {
         .route("/submit", post(submit))
         .route("/cookies", get(cookies))
         .route("/broken", get(broken))
+        .route("/overloaded", get(overloaded))
 }
 
 #[test]
@@ -184,6 +192,13 @@ fn server_errors_fail_the_call_and_keep_the_reason_out_of_the_response() {
     assert_eq!(response.status, 500);
     assert_eq!(response.failure.as_deref(), Some("the database is down"));
     assert!(response.body.is_empty());
+
+    let deliberate = TestClient::new(app()).get("/overloaded").send();
+    assert_eq!(
+        (deliberate.status, deliberate.text().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "busy, try again\n")
+    );
+    assert_eq!(deliberate.failure, None);
 }
 
 #[test]
