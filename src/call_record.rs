@@ -99,7 +99,19 @@ impl CallRecord {
         }
     }
 
-    /// The module answered for the app without its answer (503, 504).
+    /// The call passed its deadline: the client gets `status` now, and the time so far counts
+    /// as the call's.
+    pub fn timed_out(&self, conf: &LocationConf, status: u16) {
+        let elapsed = self.started.elapsed();
+        self.elapsed.set(Some(elapsed));
+        self.status.set(status);
+        if let Some(counters) = conf.counters.app() {
+            counters.observe(elapsed);
+            counters.answered(status);
+        }
+    }
+
+    /// The module answered for the app without calling it (503).
     pub fn answered_for_app(&self, conf: &LocationConf, status: u16) {
         self.status.set(status);
         self.elapsed.set(Some(self.started.elapsed()));

@@ -62,7 +62,7 @@ pub fn start(
     // SAFETY: the request pool is live; nginx zeroes the task and its context.
     let task = unsafe { ngx_thread_task_alloc(r.pool, std::mem::size_of::<Offloaded>()) };
     if task.is_null() {
-        abandon(call);
+        abandon(conf, call);
         return INTERNAL_SERVER_ERROR;
     }
     // SAFETY: `task` is fresh; its context has room for an `Offloaded`.
@@ -82,13 +82,26 @@ pub fn start(
         &mut *context
     };
 
+    // Counted before posting: a thread may start the call before the post returns.
+    if let Some(pool) = conf.counters.pool() {
+        pool.posted();
+    }
     // SAFETY: the task and the pool are live; on success nginx owns the task until it posts
     // its event back to this worker's loop.
     if unsafe { ngx_thread_task_post(pool.as_ptr(), task) } != NGX_OK as ngx_int_t {
         // nginx logged the overflow; the app was never called.
         let call = take(offloaded);
         let app = Arc::clone(&call.app);
-        abandon(call);
+        abandon(conf, call);
+        if let Some(pool) = conf.counters.pool() {
+            pool.rejected();
+        }
+        if let Some(counters) = conf.counters.app() {
+            counters.queue_was_full();
+        }
+        if let Some(record) = CallRecord::of(r) {
+            record.answered_for_app(conf, NGX_HTTP_SERVICE_UNAVAILABLE as u16);
+        }
         app_log::error(
             r,
             &app,
@@ -104,9 +117,6 @@ pub fn start(
     // The timer also keeps a gracefully exiting worker (`nginx -s quit`) waiting for the call.
     // SAFETY: the event lives in the pool as long as the request.
     unsafe { ngx_add_timer(&mut offloaded.deadline, conf.timeout) };
-    if let Some(pool) = conf.counters.pool() {
-        pool.posted();
-    }
 
     // The thread's reference on the request: given back when the call has returned.
     // SAFETY: `r.main` is the live main request.
@@ -116,7 +126,10 @@ pub fn start(
 }
 
 /// Drops a call the app will never see, giving back the app's reference to its state.
-fn abandon(call: Call) {
+fn abandon(conf: &LocationConf, call: Call) {
+    if let Some(counters) = conf.counters.app() {
+        counters.call_ended();
+    }
     // SAFETY: the handle was never passed to the app.
     drop(unsafe { content_handler::take_handle(call.handle) });
 }
@@ -183,6 +196,14 @@ unsafe extern "C" fn call_returned(event: *mut ngx_event_t) {
     content_handler::finalize_from_event(r, rc);
 }
 
+/// How often a detached call re-arms the timer that keeps a quitting worker waiting for it.
+const KEEP_WAITING_MS: ngx::ffi::ngx_msec_t = 60_000;
+
+unsafe extern "C" fn keep_waiting(event: *mut ngx_event_t) {
+    // SAFETY: the event lives until the call returns, which deletes the timer.
+    unsafe { ngx_add_timer(event, KEEP_WAITING_MS) };
+}
+
 /// The call took longer than `gateway_timeout`: answer 504 now, let the call finish detached.
 unsafe extern "C" fn deadline_passed(event: *mut ngx_event_t) {
     // SAFETY: the event is the `deadline` field of an `Offloaded`.
@@ -208,8 +229,13 @@ unsafe extern "C" fn deadline_passed(event: *mut ngx_event_t) {
             counters.timed_out();
         }
         if let Some(record) = CallRecord::of(r) {
-            record.answered_for_app(conf, NGX_HTTP_GATEWAY_TIME_OUT as u16);
+            record.timed_out(conf, NGX_HTTP_GATEWAY_TIME_OUT as u16);
         }
+        // The call goes on detached: keep a gracefully exiting worker waiting for it, as the
+        // deadline did until now.
+        offloaded.deadline.handler = Some(keep_waiting);
+        // SAFETY: the event lives in the pool as long as the request, which the call holds.
+        unsafe { ngx_add_timer(&mut offloaded.deadline, KEEP_WAITING_MS) };
         let app = Arc::clone(&offloaded.call.app);
         app_log::error(
             r,

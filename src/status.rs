@@ -147,7 +147,9 @@ impl PoolCounters {
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A posted call the full queue refused: it never waited in it.
     pub fn rejected(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -190,6 +192,15 @@ pub unsafe extern "C" fn set_status_zone(
         let (mut name, mut size_text) = (args[1], args[2]);
         // SAFETY: a configuration string, only read.
         let size = unsafe { ngx_parse_size(&mut size_text) };
+        if size == NGX_ERROR as isize {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "gateway_status_zone: invalid size \"{}\"",
+                String::from_utf8_lossy(size_text.as_bytes())
+            );
+            return NGX_CONF_ERROR;
+        }
         let needed = 2 * std::mem::size_of::<Table>() + 8 * 4096;
         if size < needed as isize {
             ngx_conf_log_error!(
@@ -589,7 +600,7 @@ fn render_prometheus(table: &Table) -> String {
         &mut out,
         "gateway_app_in_flight",
         "gauge",
-        "Calls running app code now.",
+        "Calls started and not finished: queued on a thread pool or running app code.",
     );
     for (name, app) in apps(table) {
         let _ = writeln!(
