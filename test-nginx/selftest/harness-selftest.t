@@ -243,7 +243,8 @@ for my $pid (grep { /^\d+$/ } readdir $proc) {
     open my $stat, '<', "/proc/$pid/stat" or next;
     kill SEGV => $pid if <$stat> =~ /\)\s+\S+\s+(\d+)/ && $1 == $master;
 }
-sleep 0.5;
+# time for the master to log the crash and start a new worker, also on a loaded machine
+sleep 2;
 --- request
 GET /t
 --- response_body
