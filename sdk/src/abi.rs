@@ -227,7 +227,7 @@ pub struct Chunk {
     pub flush: u32,
 }
 
-/// Marks the descriptor shareable: it is immutable and points only to static data.
+// SAFETY: the descriptor is immutable and points only to static data of its library.
 unsafe impl Sync for AppDescriptor {}
 
 impl Bytes {
