@@ -75,14 +75,23 @@ impl Templates {
     }
 
     /// Renders template `name` (a path below the directory; `..` and absolute paths are
-    /// refused) with `context`. A refused or missing name is a 404 when it cannot be a
-    /// template name at all, and any other failure a 500 logged with the template's name and
-    /// line.
+    /// refused) with `context`. A refused name or one that names no template is a 404; any
+    /// other failure a 500 logged with the template's name and line.
     pub fn render(&self, name: &str, context: impl Serialize) -> Result<Html<String>, Error> {
         if !is_safe_name(name) {
             return Err(Error::status(http::StatusCode::NOT_FOUND, "no such page"));
         }
-        let template = self.environment.get_template(name)?;
+        // A name that is no template is a 404: names often come from the URL. A template that
+        // fails to load or render (or includes a missing one) is the app's bug: a 500.
+        let template = self
+            .environment
+            .get_template(name)
+            .map_err(|error| match error.kind() {
+                minijinja::ErrorKind::TemplateNotFound => {
+                    Error::status(http::StatusCode::NOT_FOUND, "no such page")
+                }
+                _ => Error::from(error),
+            })?;
         Ok(Html(template.render(minijinja::Value::from(
             minijinja::value::Serde(context),
         ))?))

@@ -241,7 +241,7 @@ fn templates_render_escape_and_refuse_escaping_names() {
     }
 
     let missing = templates.render("nope.html", &context).unwrap_err();
-    assert_eq!(missing.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(missing.status_code(), StatusCode::NOT_FOUND);
     let broken = templates
         .render("broken.html", &context)
         .unwrap_err()
