@@ -240,9 +240,11 @@ fn run(r: &mut ngx_http_request_t) -> Turn {
         }
 
         let Some(link) = next_buffer(r, pump) else {
-            // Every buffer is still queued: push them out, then wait if the client is slow.
-            // SAFETY: a null chain asks nginx to send what it already holds.
-            let rc = unsafe { ngx_http_output_filter(r, null_mut()) };
+            // Every buffer is still queued: push them out, then wait if the client is slow. A
+            // flush, not an empty write: nginx holds small writes back (postpone_output), and
+            // with every buffer held back no write event would ever come.
+            // SAFETY: `r` is live and its header was sent.
+            let rc = unsafe { ngx_http_send_special(r, NGX_HTTP_FLUSH as usize) };
             if rc == NGX_ERROR as ngx_int_t {
                 return Turn::Finished(rc);
             }

@@ -47,6 +47,7 @@ use strict;
 use warnings;
 
 use Digest::MD5 ();
+use File::Path ();
 use Digest::SHA ();
 use IO::Select ();
 use IO::Socket::INET ();
@@ -70,6 +71,8 @@ my $LogSizeAtStop;   # error.log size when we began stopping nginx
 
 sub run_tests {
     plan('no_plan') unless Test::More->builder->has_plan;
+    diag("valgrind mode: " . join ' ', Test::Nginx::Util::nginx_command())
+        if $Test::Nginx::Util::UseValgrind && $ENV{TEST_NGINX_VERBOSE};
 
     $NginxVersion = Test::Nginx::Util::nginx_version();
     $ENV{TEST_NGINX_SERVER_PORT} //= $ServerPort;
@@ -92,6 +95,12 @@ sub run_tests {
     }
 
     Test::Nginx::Util::cleanup();
+
+    if ($Test::Nginx::Util::UseValgrind) {
+        my $t = \%Test::Nginx::Util::ValgrindTotals;
+        diag("valgrind: $t->{blocks} nginx runs checked, $t->{errors} errors, "
+             . "$t->{definite} bytes definitely lost, $t->{suppressed} errors suppressed");
+    }
 }
 
 sub run_test {
@@ -199,6 +208,7 @@ sub run_must_die {
         }
 
         check_error_log($block, $rep, $log_source);
+        check_valgrind($block, !defined $status);
 
         if (defined $status && $status == 0) {
             warn "WARNING: $name - nginx must die but it does not; killing it\n";
@@ -235,6 +245,7 @@ sub run_live {
     my $how = Test::Nginx::Util::stop_nginx();
     fail("$name - nginx exited while the test was running (crashed?)")
         if $how eq 'gone';
+    check_valgrind($block, $how eq 'killed');
 
     check_shutdown_error_log($block) if defined $block->shutdown_error_log;
 
@@ -255,7 +266,7 @@ sub run_requests {
     my $name = $block->name;
 
     my $requests = build_requests($block);
-    my $timeout = parse_time(scalar $block->timeout) // timeout();
+    my $timeout = block_timeout(scalar $block->timeout) // timeout();
     my $pipelined = $block->pipelined_requests;
     my $need_array = $pipelined ? 1 : @$requests > 1;
     my $req_idx = 0;
@@ -937,6 +948,39 @@ sub check_shutdown_error_log {
     reject_patterns($name, $block->no_shutdown_error_log, $lines, 'error.log', '')
         if defined $block->no_shutdown_error_log;
     expect_patterns($name, $block->shutdown_error_log, $lines, 'error.log', '');
+}
+
+# --- valgrind mode: the report of the nginx that just exited ---------------------
+
+sub check_valgrind {
+    my ($block, $killed) = @_;
+    return unless $Test::Nginx::Util::UseValgrind;
+    my $name = $block->name;
+    my $report = Test::Nginx::Util::valgrind_report();
+
+    if (defined(my $dir = $Test::Nginx::Util::ValgrindLogDir)) {
+        (my $file = $name) =~ s{^.*/}{};
+        $file =~ s/^(\S+?)\.t TEST (\d+):.*/$1-$2/s or $file =~ s/\W+/_/g;
+        File::Path::make_path($dir);
+        Test::Nginx::Util::write_file("$dir/$file.log", $report ? $report->{text} : '');
+    }
+
+    if (!$report || !defined $report->{errors}) {
+        # A killed nginx leaves no summary; that is already a failure of its own.
+        fail("$name - valgrind wrote no report (see $Test::Nginx::Util::ValgrindLog)")
+            unless $killed;
+        return;
+    }
+    my $totals = \%Test::Nginx::Util::ValgrindTotals;
+    $totals->{blocks}++;
+    $totals->{$_} += $report->{$_} for qw(errors definite suppressed);
+    return unless $report->{errors} || $report->{definite};
+
+    # The first few error records: "==pid== " lines up to a blank one.
+    my @records = grep { /\S/ } split /^==\d+==\s*\n/m, $report->{text} =~ s/^(?!==\d+==).*\n//mgr;
+    my @errors = grep { !/^==\d+== (?:Memcheck|Copyright|Using|Command|Parent PID|HEAP SUMMARY|LEAK SUMMARY|ERROR SUMMARY|For lists|For counts|Rerun|\s+(?:in use|total heap|definitely|indirectly|possibly|still|suppressed))/ } @records;
+    my $shown = join "\n", @errors > 3 ? @errors[0 .. 2] : @errors;
+    fail("$name - valgrind: $report->{errors} errors, $report->{definite} bytes definitely lost\n$shown");
 }
 
 # After a failed block: what nginx said, to debug without re-running.

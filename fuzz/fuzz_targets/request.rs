@@ -1,0 +1,3 @@
+#![no_main]
+// The checks are in src/request.rs, shared with the regression tests in tests/.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_fuzz::request::check(data));
