@@ -959,8 +959,8 @@ sub check_valgrind {
     my $report = Test::Nginx::Util::valgrind_report();
 
     if (defined(my $dir = $Test::Nginx::Util::ValgrindLogDir)) {
-        (my $file = $name) =~ s{^.*/}{};
-        $file =~ s/^(\S+?)\.t TEST (\d+):.*/$1-$2/s or $file =~ s/\W+/_/g;
+        # "path/018-hostile.t TEST 7: ..." => 018-hostile-7
+        my $file = $name =~ /^(?:\S*\/)?(\S+?)\.t TEST (\w+):/ ? "$1-$2" : $name =~ s/\W+/_/gr;
         File::Path::make_path($dir);
         Test::Nginx::Util::write_file("$dir/$file.log", $report ? $report->{text} : '');
     }
