@@ -24,10 +24,11 @@ mod status;
 mod variables;
 mod worker;
 
+use std::ffi::{c_char, c_void};
 use std::ptr::{addr_of, null_mut};
 
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t,
     NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_CONF_TAKE23, NGX_ERROR, NGX_HTTP_LOC_CONF,
     NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
     NGX_HTTP_SRV_CONF, NGX_OK,
@@ -77,81 +78,82 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = directives::LocationConf;
 }
 
+/// One directive of the module: where it may stand and how many arguments it takes (`kind`),
+/// the handler that parses it, and which configuration that handler gets.
+const fn directive(
+    name: ngx_str_t,
+    kind: u32,
+    set: DirectiveHandler,
+    conf: usize,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: kind as ngx_uint_t,
+        set: Some(set),
+        conf,
+        offset: 0,
+        post: null_mut(),
+    }
+}
+
+type DirectiveHandler =
+    unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
+
 static mut COMMANDS: [ngx_command_t; 10] = [
-    ngx_command_t {
-        name: ngx_string!("gateway_app"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(directives::set_gateway_app),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_app_param"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE2) as ngx_uint_t,
-        set: Some(directives::set_gateway_app_param),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_script_name"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(directives::set_gateway_script_name),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_param"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE23)
-            as ngx_uint_t,
-        set: Some(directives::set_gateway_param),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_thread_pool"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(directives::set_gateway_thread_pool),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_timeout"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(directives::set_gateway_timeout),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_status_zone"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2) as ngx_uint_t,
-        set: Some(status::set_status_zone),
-        conf: NGX_HTTP_MAIN_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_status"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
-        set: Some(status::set_status),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("gateway_slow_request"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1)
-            as ngx_uint_t,
-        set: Some(directives::set_gateway_slow_request),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: null_mut(),
-    },
+    directive(
+        ngx_string!("gateway_app"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        directives::set_gateway_app,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_app_param"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE2,
+        directives::set_gateway_app_param,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_script_name"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        directives::set_gateway_script_name,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_param"),
+        NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE23,
+        directives::set_gateway_param,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_thread_pool"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        directives::set_gateway_thread_pool,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_timeout"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        directives::set_gateway_timeout,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_status_zone"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2,
+        status::set_status_zone,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_status"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        status::set_status,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_slow_request"),
+        NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        directives::set_gateway_slow_request,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
     ngx_command_t::empty(),
 ];
 

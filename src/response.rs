@@ -337,7 +337,10 @@ pub fn send_header(r: &mut ngx_http_request_t) -> Option<ngx_int_t> {
     (rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0).then_some(rc)
 }
 
-fn send_bytes(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
+/// Sends the header, then `body` as the whole response body, without copying it: `body` must
+/// stay valid and unchanged until the request ends (the app's memory until its release, or
+/// the request's pool).
+pub fn send_bytes(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
     if let Some(rc) = send_header(r) {
         return rc;
     }
@@ -351,8 +354,8 @@ fn send_bytes(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     }
     let is_main = std::ptr::eq(r.main, r);
-    // SAFETY: `buf` is zeroed and ours. It points at the app's bytes, which stay valid until
-    // the pool cleanup releases the response; `memory` tells nginx not to write to them.
+    // SAFETY: `buf` is zeroed and ours. It points at `body`, which the caller keeps valid until
+    // the request ends; `memory` tells nginx not to write to it.
     unsafe {
         (*buf).pos = body.as_ptr().cast_mut();
         (*buf).last = body.as_ptr().add(body.len()).cast_mut();

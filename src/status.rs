@@ -11,17 +11,16 @@ use std::time::Duration;
 
 use ngx::core::{Pool, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_discard_request_body,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_parse_size,
-    ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t, off_t,
-    NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
+    ngx_command_t, ngx_conf_t, ngx_http_discard_request_body, ngx_http_request_t, ngx_int_t,
+    ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t,
+    ngx_str_t, off_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_conf_log_error;
 
 use crate::directives::MainConf;
 use crate::panic_guard::guard;
-use crate::response::{ngx_string, INTERNAL_SERVER_ERROR};
+use crate::response::{self, INTERNAL_SERVER_ERROR};
 use crate::{pool_bytes, Module};
 
 const MAX_APPS: usize = 64;
@@ -418,6 +417,7 @@ fn wants_prometheus(r: &ngx_http_request_t) -> bool {
 fn send(r: &mut ngx_http_request_t, content_type: &'static [u8], body: &[u8]) -> ngx_int_t {
     // SAFETY: the request's pool lives as long as the request.
     let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    // The rendered text is dropped when this returns; nginx sends a copy from the pool.
     let Some(copy) = pool_bytes::concat(&pool, &[body]) else {
         return INTERNAL_SERVER_ERROR;
     };
@@ -428,32 +428,7 @@ fn send(r: &mut ngx_http_request_t, content_type: &'static [u8], body: &[u8]) ->
         len: content_type.len(),
         data: content_type.as_ptr().cast_mut(),
     };
-    // SAFETY: `r` is live with its headers set.
-    let rc = unsafe { ngx_http_send_header(r) };
-    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0 {
-        return rc;
-    }
-    let buf = pool
-        .calloc(std::mem::size_of::<ngx_buf_t>())
-        .cast::<ngx_buf_t>();
-    if buf.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    let data = ngx_string(copy);
-    // SAFETY: a zeroed pool buffer over pool bytes.
-    unsafe {
-        (*buf).pos = data.data;
-        (*buf).last = data.data.add(data.len);
-        (*buf).set_memory(1);
-        (*buf).set_last_buf(u32::from(std::ptr::eq(r.main, r)));
-        (*buf).set_last_in_chain(1);
-    }
-    let mut out = ngx_chain_t {
-        buf,
-        next: std::ptr::null_mut(),
-    };
-    // SAFETY: `r` is live; nginx copies the chain link.
-    unsafe { ngx_http_output_filter(r, &mut out) }
+    response::send_bytes(r, copy)
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -20,6 +20,9 @@ use IO::Socket::INET ();
 use List::Util qw(max min);
 use POSIX ();
 use Time::HiRes qw(sleep time);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Gateway::Process qw(free_port alive wait_for_exit slurp stop_pid);
 
 my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $apps = $ENV{TEST_NGINX_APPS} or plan skip_all => 'TEST_NGINX_APPS is not set';
@@ -37,19 +40,6 @@ my @running;    # servers to stop, whatever happens
 END {
     local $?;
     stop_nginx($_) for @{[@running]};
-}
-
-# A port near TEST_NGINX_PORT that nothing listens on.
-sub free_port {
-    my $base = $ENV{TEST_NGINX_PORT} || 1984;
-    for my $port ($base + 1 .. $base + 50) {
-        my $probe = IO::Socket::INET->new(
-            LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp', ReuseAddr => 1, Listen => 1);
-        next unless $probe;
-        close $probe;
-        return $port;
-    }
-    die "no free port in " . ($base + 1) . ".." . ($base + 50) . "\n";
 }
 
 # Writes nginx.conf into a fresh prefix: $o{main} in the main context, $o{server} in the
@@ -148,45 +138,13 @@ sub pid_from_file {
     return defined $pid && $pid =~ /^(\d+)/ ? $1 : undef;
 }
 
-# The daemon is reparented to PID 1, which may never reap it: a zombie is not alive.
-sub alive {
-    my $pid = shift;
-    return 0 unless kill 0, $pid;
-    open my $in, '<', "/proc/$pid/stat" or return 1;
-    return (<$in> // '') !~ /\)\s+Z/;
-}
-
-sub wait_for_exit {
-    my ($pid, $secs) = @_;
-    my $deadline = time + $secs;
-    while (alive($pid)) {
-        return 0 if time > $deadline;
-        sleep 0.02;
-    }
-    return 1;
-}
-
 # Stops nginx gracefully (QUIT), then with TERM and KILL if it lingers. Returns 'gone' if
 # it had exited on its own, else 'stopped' or 'killed'.
 sub stop_nginx {
     my $server = shift;
     @running = grep { $_ != $server } @running;
     my $pid = $server->{pid};
-    return 'gone' unless defined $pid && alive($pid);
-    kill QUIT => $pid;
-    return 'stopped' if wait_for_exit($pid, 10);
-    kill TERM => $pid;
-    return 'stopped' if wait_for_exit($pid, 2);
-    kill KILL => -$pid, $pid;
-    wait_for_exit($pid, 2);
-    return 'killed';
-}
-
-sub slurp {
-    my $path = shift;
-    open my $in, '<', $path or return '';
-    local $/;
-    return <$in> // '';
+    return stop_pid($pid);
 }
 
 # The error log's lines that match $pattern.

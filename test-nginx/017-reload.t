@@ -18,6 +18,9 @@ use IO::Select ();
 use IO::Socket::INET ();
 use POSIX ();
 use Time::HiRes qw(sleep time);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Gateway::Process qw(free_port alive wait_for_exit slurp write_file stop_pid);
 
 my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $apps = $ENV{TEST_NGINX_APPS} or plan skip_all => 'TEST_NGINX_APPS is not set';
@@ -35,18 +38,6 @@ END {
     stop_nginx() if $master;
 }
 
-# A port near TEST_NGINX_PORT that nothing listens on.
-sub free_port {
-    my $base = $ENV{TEST_NGINX_PORT} || 1984;
-    for my $port ($base + 1 .. $base + 50) {
-        my $probe = IO::Socket::INET->new(
-            LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp', ReuseAddr => 1, Listen => 1);
-        next unless $probe;
-        close $probe;
-        return $port;
-    }
-    die "no free port in " . ($base + 1) . ".." . ($base + 50) . "\n";
-}
 my $port = free_port();
 
 # Runs nginx's command line with @args; returns its wait status and stderr.
@@ -73,50 +64,10 @@ sub nginx_command {
     return ($?, slurp($stderr));
 }
 
-# The daemon is reparented to PID 1, which may never reap it: a zombie is not alive.
-sub alive {
-    my $pid = shift;
-    return 0 unless $pid =~ /^\d+$/ && kill 0, $pid;
-    open my $in, '<', "/proc/$pid/stat" or return 1;
-    return (<$in> // '') !~ /\)\s+Z/;
-}
-
-sub wait_for_exit {
-    my ($pid, $secs) = @_;
-    my $deadline = time + $secs;
-    while (alive($pid)) {
-        return 0 if time > $deadline;
-        sleep 0.02;
-    }
-    return 1;
-}
-
 sub stop_nginx {
     my $pid = $master;
     undef $master;
-    return 'gone' unless alive($pid);
-    kill QUIT => $pid;
-    return 'stopped' if wait_for_exit($pid, 10);
-    kill TERM => $pid;
-    return 'stopped' if wait_for_exit($pid, 2);
-    kill KILL => -$pid, $pid;
-    wait_for_exit($pid, 2);
-    return 'killed';
-}
-
-sub slurp {
-    my $path = shift;
-    open my $in, '<', $path or return '';
-    local $/;
-    return <$in> // '';
-}
-
-sub write_file {
-    my ($path, $content) = @_;
-    open my $out, '>', $path or die "cannot write $path: $!";
-    binmode $out;
-    print $out $content;
-    close $out or die "cannot write $path: $!";
+    return stop_pid($pid);
 }
 
 # --- clients --------------------------------------------------------------------------
