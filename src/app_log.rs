@@ -8,7 +8,7 @@ use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
 
 use crate::app_loader::App;
-use crate::{environ, Module};
+use crate::{request_id, Module};
 
 /// Logs `[error] gateway: app "NAME" MESSAGE (request ID)`.
 pub fn error(r: &mut ngx_http_request_t, app: &App, message: fmt::Arguments) {
@@ -20,7 +20,7 @@ pub fn log(level: usize, r: &mut ngx_http_request_t, app: &App, message: fmt::Ar
     let request_id = Module::main_conf(r)
         .and_then(|main| main.variables.as_ref())
         .map(|variables| variables.request_id)
-        .and_then(|index| environ::variable_value(r, index))
+        .and_then(|index| request_id::of(r, index))
         .map(|id| String::from_utf8_lossy(id).into_owned())
         .unwrap_or_default();
     // SAFETY: a live request always has a connection with a log.

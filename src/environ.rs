@@ -17,7 +17,7 @@ use ngx::ngx_log_error;
 
 use crate::app_loader::App;
 use crate::directives::{EnvironVariables, LocationConf};
-use crate::pool_bytes;
+use crate::{pool_bytes, request_id};
 
 /// Most entries the environ has besides request headers and `gateway_param`s.
 const FIXED_ENTRIES: usize = 21;
@@ -72,7 +72,9 @@ pub fn build<'p>(
     variable(b"REMOTE_PORT", variables.remote_port);
     variable(b"REQUEST_SCHEME", variables.scheme);
     variable(b"gateway.url_scheme", variables.scheme);
-    variable(b"gateway.request_id", variables.request_id);
+    if let Some(id) = request_id::of(r, variables.request_id) {
+        environ.push(entry(b"gateway.request_id", id));
+    }
     if variable_value(r, variables.https) == Some(b"on") {
         environ.push(entry(b"HTTPS", b"on"));
     }

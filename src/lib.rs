@@ -17,6 +17,7 @@ mod offload;
 mod panic_guard;
 mod pool_bytes;
 mod request_body;
+mod request_id;
 mod response;
 mod response_file;
 mod response_stream;

@@ -340,7 +340,21 @@ X-Id: [0-9a-f]{32}
 
 
 
-=== TEST 23: gateway.nginx_version is the version of the nginx serving the request
+=== TEST 23: a $request_id nginx made before the content phase is the one the app sees
+--- config
+location /app/ {
+    set $early_id $request_id;
+    gateway_app $TEST_NGINX_APPS/libenviron.so;
+    gateway_param X_EARLY_ID $early_id;
+}
+--- request
+GET /app/
+--- response_body_like
+"X_EARLY_ID": "([0-9a-f]{32})",(?s:.*)"gateway\.request_id": "\1",
+
+
+
+=== TEST 24: gateway.nginx_version is the version of the nginx serving the request
 --- config
 location /app/ {
     gateway_app $TEST_NGINX_APPS/libenviron.so;
