@@ -222,6 +222,11 @@ impl CallState {
         (call, handle)
     }
 
+    /// Whether the module stopped waiting for the call.
+    pub fn is_abandoned(&self) -> bool {
+        matches!(*self.outcome.lock(), Outcome::Abandoned)
+    }
+
     /// Stops waiting for a call that has not completed; false if it already has.
     pub fn abandon_if_pending(&self) -> bool {
         let mut outcome = self.outcome.lock();

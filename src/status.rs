@@ -146,6 +146,11 @@ impl PoolCounters {
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A queued call dropped unrun: it timed out before a thread took it.
+    pub fn skipped(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// A posted call the full queue refused: it never waited in it.
     pub fn rejected(&self) {
         self.queued.fetch_sub(1, Ordering::Relaxed);

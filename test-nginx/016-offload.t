@@ -337,6 +337,40 @@ CONF
     finish($server, 'not offloaded');
 };
 
+subtest 'quick calls on a pool share thread tasks, and each is answered with its own request' => sub {
+    my $server = start_nginx(server => <<"CONF");
+        location /env/ {
+            gateway_app $apps/libenviron.so;
+            gateway_thread_pool default;
+        }
+        location /block/ {
+            gateway_app $apps/libstream.so;
+        }
+$hello
+CONF
+    # Calls one by one time the pool: they are quick.
+    my @warm = map { get($server, "/env/?warm=$_")->{status} } 1 .. 30;
+    is_deeply \@warm, [(200) x 30], '30 calls one by one time the pool';
+    # 60 connections, accepted while idle; their requests arrive while an inline call blocks
+    # the event loop, so its next turn makes all 60 calls ready at once.
+    my @socks = map {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $server->{port}, Proto => 'tcp', Timeout => 5)
+            or die "connect: $!"
+    } 1 .. 60;
+    sleep 0.3;
+    my $blocker = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $server->{port}, Proto => 'tcp', Timeout => 5)
+        or die "connect: $!";
+    syswrite $blocker, "GET /block/sleep?ms=500 HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    sleep 0.1;
+    syswrite $socks[$_ - 1], "GET /env/?n=$_ HTTP/1.0\r\nHost: localhost\r\n\r\n" for 1 .. 60;
+    my @bodies = map { local $/; my $sock = $_; scalar <$sock> } @socks;
+    my @wrong = grep { $bodies[$_ - 1] !~ m{\AHTTP/1\.1 200 .*"QUERY_STRING": "n=$_"}s } 1 .. 60;
+    is "@wrong", '', '60 calls ready at once: each 200 with its own query string';
+    like do { local $/; scalar <$blocker> }, qr{\AHTTP/1\.1 200 .*slept 500 ms}s, 'the blocking call answered';
+    is "$_->{status} $_->{body}", "200 Hello, World!\n", 'the worker serves on' for get($server, '/hello');
+    finish($server, 'quick calls');
+};
+
 subtest 'a full queue: 503, logged by nginx and by the module' => sub {
     my $server = start_nginx(main => 'thread_pool tiny threads=1 max_queue=1;', server => <<"CONF");
         location /slow/ {

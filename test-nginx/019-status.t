@@ -837,6 +837,36 @@ CONF
     finish($server, 'a full queue');
 };
 
+subtest 'a call whose deadline passes in the queue: 504, and the app never runs it' => sub {
+    my $server = start_nginx(
+        main => 'thread_pool one threads=1;',
+        http => '    gateway_status_zone gateway 1m;',
+        server => <<"CONF");
+        location /one/ {
+            gateway_app $apps/libstream.so;
+            gateway_thread_pool one;
+            gateway_timeout 1s;
+        }
+        location = /status {
+            gateway_status;
+        }
+CONF
+    my $running = send_request($server, '/one/sleep?ms=2500');
+    my (undef, $ok) = wait_status($server, sub { $_[0]{thread_pools}{one}{running} == 1 }, 5);
+    ok $ok, 'the first call runs on the only thread';
+    my $queued = get($server, '/one/sleep?ms=0');
+    is $queued->{status}, 504, 'the call queued behind it answers 504 at its deadline';
+    read_response($running);
+    is $running->{status}, 504, 'the running one too (it sleeps 2.5 s)';
+    my $doc;
+    ($doc, $ok) = wait_status($server, sub { $_[0]{apps}{stream}{in_flight} == 0 }, 5);
+    ok $ok, 'in_flight returns to 0';
+    is_deeply $doc->{thread_pools}{one}, { queued => 0, running => 0, completed => 1, rejected => 0 },
+        'pool "one": only the call that started completed; the timed-out queued one was never run';
+    is $doc->{apps}{stream}{timeouts}, 2, 'stream: 2 timeouts';
+    finish($server, 'deadline in the queue');
+};
+
 # ======================================================================================
 # Configuration errors, with nginx -t.
 # ======================================================================================
