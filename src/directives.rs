@@ -44,9 +44,7 @@ pub struct MainConf {
 /// the realip module), the module only reads them.
 pub struct EnvironVariables {
     pub server_name: ngx_int_t,
-    pub server_port: ngx_int_t,
     pub remote_addr: ngx_int_t,
-    pub remote_port: ngx_int_t,
     pub scheme: ngx_int_t,
     pub https: ngx_int_t,
     pub request_id: ngx_int_t,
@@ -237,9 +235,7 @@ impl EnvironVariables {
         };
         Some(EnvironVariables {
             server_name: index("server_name")?,
-            server_port: index("server_port")?,
             remote_addr: index("remote_addr")?,
-            remote_port: index("remote_port")?,
             scheme: index("scheme")?,
             https: index("https")?,
             request_id: index("request_id")?,

@@ -9,8 +9,9 @@ use gateway::abi::{Bytes, Pair};
 use gateway::wire::{self, HeaderEntry};
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_http_complex_value, ngx_http_get_indexed_variable, ngx_http_request_t, ngx_int_t,
-    ngx_str_t, NGINX_VERSION, NGX_LOG_INFO, NGX_OK,
+    ngx_connection_local_sockaddr, ngx_http_complex_value, ngx_http_get_indexed_variable,
+    ngx_http_request_t, ngx_inet_get_port, ngx_int_t, ngx_str_t, NGINX_VERSION, NGX_LOG_INFO,
+    NGX_OK,
 };
 use ngx::http::list_iterator;
 use ngx::ngx_log_error;
@@ -67,11 +68,12 @@ pub fn build<'p>(
         }
     };
     variable(b"SERVER_NAME", variables.server_name);
-    variable(b"SERVER_PORT", variables.server_port);
     variable(b"REMOTE_ADDR", variables.remote_addr);
-    variable(b"REMOTE_PORT", variables.remote_port);
     variable(b"REQUEST_SCHEME", variables.scheme);
     variable(b"gateway.url_scheme", variables.scheme);
+    let (server_port, remote_port) = ports(r);
+    environ.push(entry(b"SERVER_PORT", port_text(pool, server_port)?));
+    environ.push(entry(b"REMOTE_PORT", port_text(pool, remote_port)?));
     if let Some(id) = request_id::of(r, variables.request_id) {
         environ.push(entry(b"gateway.request_id", id));
     }
@@ -107,6 +109,33 @@ fn entry(name: &'static [u8], value: &[u8]) -> Pair {
         name: Bytes::from_static(name),
         value: Bytes::new(value),
     }
+}
+
+/// The server's and the client's port, as `$server_port` and `$remote_port` have them (0 for
+/// none, such as a unix socket), without their printf.
+fn ports(r: &ngx_http_request_t) -> (u16, u16) {
+    let connection = r.connection;
+    // SAFETY: a live request's connection; nginx learns the local address on demand (a
+    // getsockname for a wildcard listen) and keeps it in the connection.
+    let local_known = unsafe { ngx_connection_local_sockaddr(connection, std::ptr::null_mut(), 0) }
+        == NGX_OK as ngx_int_t;
+    // SAFETY: both addresses are the connection's, set for its whole life.
+    unsafe {
+        let server = if local_known {
+            ngx_inet_get_port((*connection).local_sockaddr)
+        } else {
+            0
+        };
+        (server, ngx_inet_get_port((*connection).sockaddr))
+    }
+}
+
+/// A port in decimal, empty for none, as nginx writes it.
+fn port_text(pool: &Pool, port: u16) -> Option<&[u8]> {
+    if port == 0 {
+        return Some(b"");
+    }
+    pool_bytes::decimal(pool, port.into())
 }
 
 /// The value of an indexed nginx variable, if it has one for this request.

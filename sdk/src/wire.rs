@@ -116,12 +116,38 @@ pub fn is_field_text(text: &[u8]) -> bool {
 
 /// RFC 9110 `tchar`.
 fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+    TCHAR[usize::from(byte)]
 }
+
+/// Which bytes are `tchar`, looked up once per byte of every response header name.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let symbols = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < symbols.len() {
+        table[symbols[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_bytes_are_rfc_9110_tchar() {
+        for byte in 0..=255u8 {
+            let tchar = byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte);
+            assert_eq!(is_token_byte(byte), tchar, "byte {byte:#04x}");
+        }
+    }
 
     #[test]
     fn mount_points_split_at_segment_boundaries() {
