@@ -426,6 +426,6 @@ hELLO
 --- request eval
 ["GET /t", "GET /t", "GET /t"]
 --- response_body_filters eval
-[["length"], ["md5_hex"], [sub { scalar reverse $_[0] }, "uc"]]
+[["length"], ["md5_hex"], [sub { scalar CORE::reverse $_[0] }, "uc"]]
 --- response_body eval
 ["6", "b1946ac92492d2347c6235b4d2611184", "\nOLLEH"]

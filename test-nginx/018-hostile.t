@@ -290,7 +290,7 @@ client sent too long URI
 
 === TEST 3: more header bytes than all the header buffers hold: 400
 --- raw_request eval
-"GET /env/ HTTP/1.1\r\nHost: localhost\r\n" . join("", map { "X-H$_: " . ("b" x 7000) . "\r\n" } 1 .. 5) . "Connection: close\r\n\r\n"
+"GET /env/ HTTP/1.1\r\nHost: localhost\r\n" . CORE::join("", map { "X-H$_: " . ("b" x 7000) . "\r\n" } 1 .. 5) . "Connection: close\r\n\r\n"
 --- error_code: 400
 --- response_body_like: Request Header Or Cookie Too Large
 

@@ -18,7 +18,7 @@ location /s/ {
 --- request
 GET /s/lines?n=9
 --- response_body eval
-join '', map { "line $_\n" } 1 .. 9
+CORE::join '', map { "line $_\n" } 1 .. 9
 --- timeout: 5
 
 
@@ -31,7 +31,7 @@ location /s/ {
 --- request
 GET /s/lines?n=200 HTTP/1.0
 --- response_body eval
-join '', map { "line $_\n" } 1 .. 200
+CORE::join '', map { "line $_\n" } 1 .. 200
 --- timeout: 5
 
 
