@@ -43,10 +43,7 @@ pub struct MainConf {
 /// Indexes of the nginx variables behind environ keys: nginx computes them (honouring, e.g.,
 /// the realip module), the module only reads them.
 pub struct EnvironVariables {
-    pub server_name: ngx_int_t,
-    pub remote_addr: ngx_int_t,
     pub scheme: ngx_int_t,
-    pub https: ngx_int_t,
     pub request_id: ngx_int_t,
 }
 
@@ -234,10 +231,7 @@ impl EnvironVariables {
             (index != NGX_ERROR as ngx_int_t).then_some(index)
         };
         Some(EnvironVariables {
-            server_name: index("server_name")?,
-            remote_addr: index("remote_addr")?,
             scheme: index("scheme")?,
-            https: index("https")?,
             request_id: index("request_id")?,
         })
     }

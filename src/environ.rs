@@ -13,7 +13,7 @@ use ngx::ffi::{
     ngx_http_request_t, ngx_inet_get_port, ngx_int_t, ngx_str_t, NGINX_VERSION, NGX_LOG_INFO,
     NGX_OK,
 };
-use ngx::http::list_iterator;
+use ngx::http::{list_iterator, HttpModuleServerConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
 
 use crate::app_loader::App;
@@ -62,23 +62,28 @@ pub fn build<'p>(
     }
 
     let variables = sources.variables;
-    let mut variable = |name: &'static [u8], index: ngx_int_t| {
-        if let Some(value) = variable_value(r, index) {
-            environ.push(entry(name, value));
+    // $server_name and $remote_addr, read where nginx's own variables read them (the realip
+    // module rewrites the connection's address in place).
+    if let Some(server) = NgxHttpCoreModule::server_conf(r) {
+        environ.push(entry(b"SERVER_NAME", server.server_name.as_bytes()));
+    }
+    // SAFETY: a live request has its connection.
+    let remote_addr = unsafe { (*r.connection).addr_text.as_bytes() };
+    environ.push(entry(b"REMOTE_ADDR", remote_addr));
+    if let Some(scheme) = variable_value(r, variables.scheme) {
+        // nginx sets $https to "on" exactly when $scheme is "https".
+        let https = scheme == b"https";
+        environ.push(entry(b"REQUEST_SCHEME", scheme));
+        environ.push(entry(b"gateway.url_scheme", scheme));
+        if https {
+            environ.push(entry(b"HTTPS", b"on"));
         }
-    };
-    variable(b"SERVER_NAME", variables.server_name);
-    variable(b"REMOTE_ADDR", variables.remote_addr);
-    variable(b"REQUEST_SCHEME", variables.scheme);
-    variable(b"gateway.url_scheme", variables.scheme);
+    }
     let (server_port, remote_port) = ports(r);
     environ.push(entry(b"SERVER_PORT", port_text(pool, server_port)?));
     environ.push(entry(b"REMOTE_PORT", port_text(pool, remote_port)?));
     if let Some(id) = request_id::of(r, variables.request_id) {
         environ.push(entry(b"gateway.request_id", id));
-    }
-    if variable_value(r, variables.https) == Some(b"on") {
-        environ.push(entry(b"HTTPS", b"on"));
     }
     // Set only once an auth module has checked the credentials, unlike $remote_user, which
     // decodes whatever Authorization header the client sent.

@@ -324,7 +324,50 @@ GET /app/
 
 
 
-=== TEST 22: gateway.request_id is nginx's $request_id of the same request
+=== TEST 22: over TLS, HTTPS is "on" and the scheme is https
+A second server speaks TLS; the test's plain location proxies to it. The certificate is
+self-signed and only for this test.
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
+    server_name tls.test;
+    ssl_certificate ../html/cert.pem;
+    ssl_certificate_key ../html/key.pem;
+    location /app/ {
+        gateway_app $TEST_NGINX_APPS/libenviron.so;
+    }
+}
+--- config
+location /app/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1;
+}
+--- user_files
+>>> cert.pem
+-----BEGIN CERTIFICATE-----
+MIIBfzCCASWgAwIBAgIUGyLtQr7tuU223qxFRfySO/fkMBcwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMjA3MzMwNVoYDzIxMjYxMDI5
+MDczMzA1WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAASqA11M0yBM9VpbmnSIaVbKGPso3XnrNB+gRpNSusf0m3TMklnT5N6v
+GOIXmnGQT5oDfeoIo8mcoHsYCa7rqKt5o1MwUTAdBgNVHQ4EFgQUOYW9lrocdJiC
+sJ2Thre7cjQL+1MwHwYDVR0jBBgwFoAUOYW9lrocdJiCsJ2Thre7cjQL+1MwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiA3cYmroa92IsvESJcEK5/m
+Dl/qqAFgHEmy4o/BdrHfOAIhAPw0hU1gmw2HKj+zIQZnFde94e06cg691IGTGLuk
+smXL
+-----END CERTIFICATE-----
+>>> key.pem
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgi2a/RjdSKqav8zXc
+eBuIJ4zxx6/4Vam0phXi5tdRVbahRANCAASqA11M0yBM9VpbmnSIaVbKGPso3Xnr
+NB+gRpNSusf0m3TMklnT5N6vGOIXmnGQT5oDfeoIo8mcoHsYCa7rqKt5
+-----END PRIVATE KEY-----
+--- request
+GET /app/
+--- response_body_like
+"HTTPS": "on",(?s:.*)"REQUEST_SCHEME": "https",(?s:.*)"SERVER_NAME": "tls\.test",(?s:.*)"gateway\.url_scheme": "https",
+
+
+
+=== TEST 23: gateway.request_id is nginx's $request_id of the same request
 --- config
 location /app/ {
     gateway_app $TEST_NGINX_APPS/libenviron.so;
@@ -340,7 +383,7 @@ X-Id: [0-9a-f]{32}
 
 
 
-=== TEST 23: a $request_id nginx made before the content phase is the one the app sees
+=== TEST 24: a $request_id nginx made before the content phase is the one the app sees
 --- config
 location /app/ {
     set $early_id $request_id;
@@ -354,7 +397,7 @@ GET /app/
 
 
 
-=== TEST 24: gateway.nginx_version is the version of the nginx serving the request
+=== TEST 25: gateway.nginx_version is the version of the nginx serving the request
 --- config
 location /app/ {
     gateway_app $TEST_NGINX_APPS/libenviron.so;
