@@ -97,7 +97,9 @@ impl FileIdentity {
 
 /// Libraries opened so far, so that several locations naming one library share one load, and
 /// a reload with the library unchanged reuses it.
-static OPENED: Mutex<Option<HashMap<PathBuf, (FileIdentity, Weak<App>)>>> = Mutex::new(None);
+static OPENED: Mutex<Option<OpenedApps>> = Mutex::new(None);
+
+type OpenedApps = HashMap<PathBuf, (FileIdentity, Weak<App>)>;
 
 /// Opens the app library at `path`, or returns the one already opened from the same file.
 pub fn open(path: &Path) -> Result<Arc<App>, LoadError> {

@@ -144,7 +144,7 @@ fn port_text(pool: &Pool, port: u16) -> Option<&[u8]> {
 }
 
 /// The value of an indexed nginx variable, if it has one for this request.
-pub fn variable_value<'r>(r: &'r mut ngx_http_request_t, index: ngx_int_t) -> Option<&'r [u8]> {
+pub fn variable_value(r: &mut ngx_http_request_t, index: ngx_int_t) -> Option<&[u8]> {
     // SAFETY: `index` was registered at configuration time; nginx caches the value in the
     // request, which keeps it alive as long as the request.
     let value = unsafe { ngx_http_get_indexed_variable(r, index as usize).as_ref() }?;

@@ -4,6 +4,8 @@
 use ngx::core::Pool;
 
 /// `len` new bytes from `pool`, zeroed, for the caller to fill.
+// Each call hands out fresh memory of the arena, so the mutable slice aliases nothing.
+#[allow(clippy::mut_from_ref)]
 pub fn zeroed(pool: &Pool, len: usize) -> Option<&mut [u8]> {
     // nginx pools hand out no zero-size allocations, so ask for at least one byte.
     let data = pool.alloc_unaligned(len.max(1)).cast::<u8>();

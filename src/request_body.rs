@@ -34,7 +34,7 @@ fn segment_of(buf: &ngx_buf_t) -> Option<BodySegment> {
     if in_memory {
         // SAFETY: a memory buffer's `pos..last` is one allocation.
         let len = unsafe { buf.last.offset_from(buf.pos) };
-        return (len > 0).then(|| BodySegment {
+        return (len > 0).then_some(BodySegment {
             fd: -1,
             offset: 0,
             len: len as u64,
@@ -44,7 +44,7 @@ fn segment_of(buf: &ngx_buf_t) -> Option<BodySegment> {
     // SAFETY: a buffer of the body chain that is not in memory is in nginx's temporary file.
     let file = unsafe { buf.file.as_ref() }?;
     let len = buf.file_last - buf.file_pos;
-    (buf.in_file() != 0 && len > 0).then(|| BodySegment {
+    (buf.in_file() != 0 && len > 0).then_some(BodySegment {
         fd: file.fd,
         offset: buf.file_pos as u64,
         len: len as u64,

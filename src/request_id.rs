@@ -48,7 +48,7 @@ fn random_id() -> Option<[u8; ID_BYTES]> {
 
 /// `r`'s `$request_id` (variable `index`): the value nginx already has if something evaluated
 /// it, else a new one, cached in the request for nginx to reuse.
-pub fn of<'r>(r: &'r mut ngx_http_request_t, index: ngx_int_t) -> Option<&'r [u8]> {
+pub fn of(r: &mut ngx_http_request_t, index: ngx_int_t) -> Option<&[u8]> {
     // SAFETY: `variables` has an entry for every indexed variable, and `index` is one.
     let cached = unsafe { &mut *r.variables.add(index as usize) };
     if cached.valid() == 0 && cached.not_found() == 0 {

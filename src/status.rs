@@ -516,6 +516,9 @@ fn load_total(app: &AppCounters) -> u64 {
     app.responses.iter().map(load).sum()
 }
 
+/// A Prometheus family: name, help text and how to read it from the counters.
+type Metric<C, T> = (&'static str, &'static str, fn(&C) -> T);
+
 /// Prometheus text exposition format 0.0.4.
 fn render_prometheus(table: &Table) -> String {
     let mut out = String::new();
@@ -543,7 +546,7 @@ fn render_prometheus(table: &Table) -> String {
             );
         }
     }
-    let counters: [(&str, &str, fn(&AppCounters) -> u64); 5] = [
+    let counters: [Metric<AppCounters, u64>; 5] = [
         (
             "gateway_app_failures_total",
             "Calls the app failed with an error.",
@@ -619,7 +622,7 @@ fn render_prometheus(table: &Table) -> String {
             "gateway_app_call_duration_seconds_count{{app=\"{name}\"}} {count}"
         );
     }
-    let gauges: [(&str, &str, fn(&PoolCounters) -> i64); 2] = [
+    let gauges: [Metric<PoolCounters, i64>; 2] = [
         (
             "gateway_thread_pool_queued",
             "Calls waiting in the pool's queue.",
@@ -637,7 +640,7 @@ fn render_prometheus(table: &Table) -> String {
             let _ = writeln!(out, "{metric}{{pool=\"{}\"}} {}", label(&name), value(pool));
         }
     }
-    let totals: [(&str, &str, fn(&PoolCounters) -> u64); 2] = [
+    let totals: [Metric<PoolCounters, u64>; 2] = [
         (
             "gateway_thread_pool_completed_total",
             "Calls the pool's threads finished.",

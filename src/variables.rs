@@ -18,7 +18,7 @@ const VARIABLES: [(&str, Getter); 3] = [
     ("gateway_app_time", |record, pool| {
         let elapsed = record.elapsed()?;
         let text = format!("{:.3}", elapsed.as_secs_f64());
-        pool_bytes::concat(pool, &[text.as_bytes()]).map(|bytes| &*leak(bytes))
+        pool_bytes::concat(pool, &[text.as_bytes()]).map(|bytes| leak(bytes))
     }),
     ("gateway_status", |record, pool| match record.status() {
         0 => None,

@@ -33,6 +33,9 @@ impl Body {
     }
 
     /// A streamed body: each item is one chunk sent to the client.
+    // Not `FromIterator`: that trait collects, while this pulls chunks only as the client
+    // reads them.
+    #[allow(clippy::should_implement_trait)]
     pub fn from_iter<I, C>(chunks: I) -> Self
     where
         I: IntoIterator<Item = C>,
