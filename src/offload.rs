@@ -76,8 +76,8 @@ struct Batch {
     calls: Vec<NonNull<Offloaded>>,
 }
 
-/// This worker's calls for one thread pool. Lives as long as the worker; only its event loop
-/// touches it.
+/// This worker's calls for one thread pool. Lives as long as the worker's event loop, the
+/// only thread that touches it.
 struct Lane {
     pool: NonNull<ngx_thread_pool_t>,
     /// Calls made ready in this turn of the event loop, posted at its end by `flush`.
@@ -88,31 +88,38 @@ struct Lane {
 }
 
 thread_local! {
-    /// The lanes of this worker's event loop, one per thread pool in use.
-    static LANES: RefCell<Vec<&'static Lane>> = const { RefCell::new(Vec::new()) };
+    /// The lanes of this worker's event loop, one per thread pool in use; freed when the
+    /// worker exits. Boxed: nginx's queue of posted events points into each lane.
+    #[allow(clippy::vec_box)]
+    static LANES: RefCell<Vec<Box<Lane>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Lane {
     fn of(pool: NonNull<ngx_thread_pool_t>) -> &'static Lane {
         LANES.with_borrow_mut(|lanes| {
-            if let Some(lane) = lanes.iter().find(|lane| lane.pool == pool) {
-                return *lane;
-            }
-            let lane: &'static Lane = Box::leak(Box::new(Lane {
-                pool,
-                ready: RefCell::new(Vec::new()),
-                // SAFETY: all-zero is the idle state of an nginx event.
-                flush: UnsafeCell::new(unsafe { std::mem::zeroed() }),
-                recent_call_ns: Cell::new(UNTIMED),
-            }));
-            // SAFETY: the event is the lane's own and the lane is never freed.
-            let flush = unsafe { &mut *lane.flush.get() };
-            flush.handler = Some(flush_lane);
-            flush.data = (lane as *const Lane).cast_mut().cast();
-            // SAFETY: the cycle and its log live as long as the worker.
-            flush.log = unsafe { (*ngx_cycle).log };
-            lanes.push(lane);
-            lane
+            let lane: &Lane = match lanes.iter().position(|lane| lane.pool == pool) {
+                Some(at) => &lanes[at],
+                None => {
+                    lanes.push(Box::new(Lane {
+                        pool,
+                        ready: RefCell::new(Vec::new()),
+                        // SAFETY: all-zero is the idle state of an nginx event.
+                        flush: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+                        recent_call_ns: Cell::new(UNTIMED),
+                    }));
+                    let lane = lanes.last().expect("just pushed");
+                    // SAFETY: the event is the lane's own, and nothing else uses it yet.
+                    let flush = unsafe { &mut *lane.flush.get() };
+                    flush.handler = Some(flush_lane);
+                    flush.data = (&**lane as *const Lane).cast_mut().cast();
+                    // SAFETY: the cycle and its log live as long as the worker.
+                    flush.log = unsafe { (*ngx_cycle).log };
+                    lane
+                }
+            };
+            // SAFETY: boxed, so it stays put as the list grows, and the list is dropped only
+            // as the event-loop thread exits, after its last event.
+            unsafe { &*(lane as *const Lane) }
         })
     }
 
