@@ -12,6 +12,8 @@ use gateway::abi;
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use parking_lot::Mutex;
 
+use crate::call::CallState;
+
 /// Why a library cannot serve as an app.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -36,31 +38,46 @@ pub enum LoadError {
     },
 }
 
-/// An opened app library; the descriptor stays valid as long as the library is loaded.
+/// An opened app library; the descriptor's pointers stay valid as long as the library is
+/// loaded.
 pub struct App {
-    descriptor: NonNull<abi::AppDescriptor>,
-    name: String,
+    /// A copy of the library's descriptor, in this module's layout: the fields appended after
+    /// the app's minor are empty.
+    descriptor: abi::AppDescriptor,
+    name: Arc<str>,
+    /// The handle the app logs through outside requests ([`abi::Setup::log_handle`]).
+    log_handle: Arc<CallState>,
     path: PathBuf,
     /// Options only so that `Drop` can end them in order: the library, then its file.
     library: Option<Library>,
     private_copy: Option<PrivateCopy>,
 }
 
-// SAFETY: the descriptor is an immutable static of the library (the ABI makes it `Sync`), and
-// the library handle itself may be shared and dropped on any thread.
+// SAFETY: the descriptor's copy points only to immutable statics and functions of the library
+// (the ABI makes it `Sync`), and the library handle itself may be shared and dropped on any
+// thread.
 unsafe impl Send for App {}
 // SAFETY: as above; nothing in `App` is mutated after loading.
 unsafe impl Sync for App {}
 
 impl App {
     pub fn descriptor(&self) -> &abi::AppDescriptor {
-        // SAFETY: checked at load and valid while `library` is loaded, i.e. while `self` lives.
-        unsafe { self.descriptor.as_ref() }
+        &self.descriptor
     }
 
     /// The app's name, as its crate declares it.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The app's name, to keep with each of its calls.
+    pub fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
+    /// The app's handle for logging outside requests; valid as long as the app is loaded.
+    pub fn log_handle(&self) -> *mut abi::Call {
+        self.log_handle.as_handle()
     }
 
     pub fn path(&self) -> &Path {
@@ -217,11 +234,32 @@ fn load(path: &Path, file: File) -> Result<App, LoadError> {
         });
     }
 
-    // SAFETY: the version check above established that this is a v1 descriptor.
-    let name_bytes = unsafe { address.as_ref().name.as_slice() };
-    let name = String::from_utf8_lossy(name_bytes).into_owned();
+    // Copied field by field: an older minor's descriptor is shorter than ours, and the fields
+    // it lacks must not be read.
+    // SAFETY: the version check above established a v1 descriptor of at least `minor`.
+    let descriptor = unsafe {
+        let head = address.as_ptr();
+        abi::AppDescriptor {
+            magic,
+            abi_version: version,
+            abi_minor: minor,
+            name: std::ptr::addr_of!((*head).name).read(),
+            sdk_version: std::ptr::addr_of!((*head).sdk_version).read(),
+            init: std::ptr::addr_of!((*head).init).read(),
+            call: std::ptr::addr_of!((*head).call).read(),
+            shutdown: std::ptr::addr_of!((*head).shutdown).read(),
+            check: if minor >= 1 {
+                std::ptr::addr_of!((*head).check).read()
+            } else {
+                None
+            },
+        }
+    };
+    // SAFETY: the name is a static of the library, loaded as long as the `App`.
+    let name: Arc<str> = String::from_utf8_lossy(unsafe { descriptor.name.as_slice() }).into();
     Ok(App {
-        descriptor: address,
+        descriptor,
+        log_handle: CallState::log_handle(Arc::clone(&name)),
         name,
         path: path.to_path_buf(),
         library: Some(library),

@@ -1,6 +1,5 @@
 //! The content phase: hand the request to its app and turn the app's answer into the response.
 
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use gateway::abi;
@@ -11,16 +10,17 @@ use ngx::ffi::{
     NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
-use parking_lot::Mutex;
 
 use crate::app_loader::App;
+use crate::call::{CallState, Outcome, HOST};
 use crate::call_record::CallRecord;
 use crate::directives::{Instance, LocationConf};
 #[cfg(ngx_feature = "threads")]
 use crate::offload;
 use crate::panic_guard::guard;
+use crate::pending_call::{self, Call};
 use crate::response::INTERNAL_SERVER_ERROR;
-use crate::{app_log, environ, request_body, response, Module};
+use crate::{app_log, environ, request_body, request_id, response, Module};
 
 /// The content handler of every location with `gateway_app`: has nginx read the whole
 /// request body, then calls the app from `body_read`.
@@ -98,38 +98,67 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
     let Some(environ) = environ::build(r, &sources, &pool) else {
         return INTERNAL_SERVER_ERROR;
     };
-    // Both stay in the request's pool until the request ends, however long the call takes.
+    // All three stay in the request's pool until the request ends, however long the call
+    // takes: an app that completes later may keep any of them until then.
     let (environ, body) = (environ.leak(), body.leak());
-    let request = abi::Request {
-        host: &HOST,
-        environ: environ.as_ptr(),
-        environ_len: environ.len(),
-        body: body.as_ptr(),
-        body_len: body.len(),
+    let request = pool
+        .alloc(std::mem::size_of::<abi::Request>())
+        .cast::<abi::Request>();
+    if request.is_null() {
+        return INTERNAL_SERVER_ERROR;
+    }
+    // SAFETY: fresh pool memory, word-aligned, room for one `abi::Request`.
+    unsafe {
+        request.write(abi::Request {
+            host: &HOST,
+            environ: environ.as_ptr(),
+            environ_len: environ.len(),
+            body: body.as_ptr(),
+            body_len: body.len(),
+        })
     };
-    let (call, handle) = CallState::start();
+    let request_id = request_id::of(r, variables.request_id).unwrap_or_default();
+    let (state, handle) = CallState::start(app.shared_name(), request_id);
     if let Some(counters) = conf.counters.app() {
         counters.call_started();
     }
+    let call = Call {
+        app: Arc::clone(app),
+        instance,
+        request,
+        state,
+        handle,
+    };
     if let Some(thread_pool) = conf.thread_pool {
         #[cfg(ngx_feature = "threads")]
-        {
-            let call = offload::Call {
-                app: Arc::clone(app),
-                instance,
-                request,
-                state: call,
-                handle,
-            };
-            return offload::start(r, conf, thread_pool, call);
-        }
+        return offload::start(r, conf, thread_pool, call);
         #[cfg(not(ngx_feature = "threads"))]
         match thread_pool {}
     }
-    // SAFETY: the descriptor was checked at load; `handle` carries one reference to `call`
-    // that the app gives back through `respond` or `fail`, and `request` outlives the call.
-    unsafe { (app.descriptor().call)(instance, handle, &request) };
-    finish(r, conf, app, &call)
+    // SAFETY: the descriptor was checked at load; `handle` carries one reference to the
+    // state that the app gives back through `respond` or `fail`, and `request` (in the
+    // request's pool) outlives the call.
+    unsafe { (app.descriptor().call)(instance, handle, request) };
+    match call.state.take() {
+        Outcome::Pending => defer(r, conf, call),
+        outcome => finish(r, conf, app, outcome),
+    }
+}
+
+/// The app returned without completing the call: wait for it in the background.
+fn defer(r: &mut ngx_http_request_t, conf: &LocationConf, call: Call) -> ngx_int_t {
+    match pending_call::hold(r, conf, call) {
+        Ok(pending) => {
+            pending_call::wait(pending);
+            NGX_DONE as ngx_int_t
+        }
+        Err(call) => {
+            // Out of memory: stop waiting; a later completion is only released.
+            call.state.abandon_if_pending();
+            let outcome = call.state.take();
+            finish(r, conf, &call.app, outcome)
+        }
+    }
 }
 
 /// Sends what the app answered, once its call returned, and records it.
@@ -137,14 +166,12 @@ pub fn finish(
     r: &mut ngx_http_request_t,
     conf: &LocationConf,
     app: &Arc<App>,
-    call: &CallState,
+    outcome: Outcome,
 ) -> ngx_int_t {
     let Some(record) = CallRecord::of(r) else {
         return INTERNAL_SERVER_ERROR;
     };
     record.returned();
-    // Whatever completes the call from now on finds it abandoned and only releases.
-    let outcome = std::mem::replace(&mut *call.outcome.lock(), Outcome::Abandoned);
     let rc = match outcome {
         Outcome::Responded(response) => {
             record.set_status(response.get().status);
@@ -158,144 +185,12 @@ pub fn finish(
             app_log::error(r, app, format_args!("failed: {message}"));
             INTERNAL_SERVER_ERROR
         }
-        Outcome::Pending | Outcome::Abandoned => {
+        Outcome::Pending | Outcome::Abandoned | Outcome::CameLate | Outcome::Taken => {
             record.set_status(INTERNAL_SERVER_ERROR as u16);
-            let unsupported = "returned without completing the request, which this module \
-                               version does not support";
-            app_log::error(r, app, format_args!("{unsupported}"));
+            app_log::error(r, app, format_args!("call ended without an answer to send"));
             INTERNAL_SERVER_ERROR
         }
     };
     record.answered(r, conf);
     rc
-}
-
-/// A response handed over by the app, owned by the module until it calls the release function.
-pub struct AppResponse(NonNull<abi::Response>);
-
-// SAFETY: the ABI lets the module read and release a response from any thread.
-unsafe impl Send for AppResponse {}
-
-impl AppResponse {
-    pub fn get(&self) -> &abi::Response {
-        // SAFETY: the app keeps the response valid and unchanged until it is released.
-        unsafe { self.0.as_ref() }
-    }
-
-    pub fn as_ptr(&self) -> *mut abi::Response {
-        self.0.as_ptr()
-    }
-
-    /// Hands the response back to the app.
-    pub fn release(self) {
-        let response = self.get();
-        // SAFETY: released exactly once: `self` is consumed.
-        unsafe { (response.release)(response.owner) }
-    }
-}
-
-enum Outcome {
-    Pending,
-    Responded(AppResponse),
-    Failed {
-        message: String,
-        panicked: bool,
-    },
-    /// The module stopped waiting; a late completion only gives the response back.
-    Abandoned,
-}
-
-/// The module's side of one app call; the app's [`abi::Call`] handle is a counted reference.
-pub struct CallState {
-    outcome: Mutex<Outcome>,
-}
-
-impl CallState {
-    /// A pending call, and the handle for the app, which holds its own reference.
-    fn start() -> (Arc<CallState>, *mut abi::Call) {
-        let call = Arc::new(CallState {
-            outcome: Mutex::new(Outcome::Pending),
-        });
-        let handle = Arc::into_raw(Arc::clone(&call))
-            .cast_mut()
-            .cast::<abi::Call>();
-        (call, handle)
-    }
-
-    /// Whether the module stopped waiting for the call.
-    pub fn is_abandoned(&self) -> bool {
-        matches!(*self.outcome.lock(), Outcome::Abandoned)
-    }
-
-    /// Stops waiting for a call that has not completed; false if it already has.
-    pub fn abandon_if_pending(&self) -> bool {
-        let mut outcome = self.outcome.lock();
-        let pending = matches!(*outcome, Outcome::Pending);
-        if pending {
-            *outcome = Outcome::Abandoned;
-        }
-        pending
-    }
-}
-
-pub static HOST: abi::Host = abi::Host {
-    abi_minor: abi::ABI_MINOR,
-    respond: host_respond,
-    fail: host_fail,
-};
-
-/// Takes back the reference the app's handle holds.
-///
-/// # Safety
-/// `call` must be a handle from [`CallState::start`], not yet completed.
-pub unsafe fn take_handle(call: *mut abi::Call) -> Arc<CallState> {
-    // SAFETY: per the caller, `call` came from `Arc::into_raw` and is consumed once.
-    unsafe { Arc::from_raw(call.cast_const().cast::<CallState>()) }
-}
-
-fn complete(call: Arc<CallState>, completion: Outcome) {
-    let mut outcome = call.outcome.lock();
-    match &*outcome {
-        Outcome::Pending => *outcome = completion,
-        Outcome::Abandoned | Outcome::Responded(_) | Outcome::Failed { .. } => {
-            if let Outcome::Responded(response) = completion {
-                response.release();
-            }
-        }
-    }
-}
-
-unsafe extern "C" fn host_respond(call: *mut abi::Call, response: *const abi::Response) {
-    let log = ngx::log::ngx_cycle_log().as_ptr();
-    guard(log, "respond", (), || {
-        // SAFETY: the app completes each call once, with its own handle.
-        let call = unsafe { take_handle(call) };
-        match NonNull::new(response.cast_mut()) {
-            Some(response) => complete(call, Outcome::Responded(AppResponse(response))),
-            None => complete(
-                call,
-                Outcome::Failed {
-                    message: "the app responded with a null response".into(),
-                    panicked: false,
-                },
-            ),
-        }
-    })
-}
-
-unsafe extern "C" fn host_fail(call: *mut abi::Call, cause: u32, message: abi::Bytes) {
-    let log = ngx::log::ngx_cycle_log().as_ptr();
-    guard(log, "fail", (), || {
-        // SAFETY: the app completes each call once, with its own handle.
-        let call = unsafe { take_handle(call) };
-        // SAFETY: the ABI makes `message` valid for the duration of this call.
-        let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
-        complete(
-            call,
-            Outcome::Failed {
-                message,
-                panicked: cause == abi::PANICKED,
-            },
-        );
-    })
 }

@@ -50,6 +50,8 @@ pub struct EnvironVariables {
 /// What the directives set up for one location.
 pub struct LocationConf {
     pub app: Option<Arc<App>>,
+    /// Where `gateway_app` stands, "FILE:LINE", for errors found after the location is read.
+    pub app_directive: String,
     /// The mount point, the SCRIPT_NAME: `gateway_script_name`, else the location's prefix
     /// without trailing slash, else (exact-match and regex locations) empty.
     pub script_name: Vec<u8>,
@@ -105,6 +107,7 @@ impl Default for LocationConf {
     fn default() -> Self {
         LocationConf {
             app: None,
+            app_directive: String::new(),
             script_name: Vec::new(),
             script_name_set: false,
             params: Vec::new(),
@@ -209,6 +212,13 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
         main.apps.push(Arc::clone(&app));
     }
     main.mounts.push(conf as *const LocationConf);
+    // SAFETY: while parsing, `cf->conf_file` is the file being read.
+    let file = unsafe { &*cf_ref.conf_file };
+    conf.app_directive = format!(
+        "{}:{}",
+        String::from_utf8_lossy(file.file.name.as_bytes()),
+        file.line
+    );
     core.handler = Some(gateway_content_handler);
     if !conf.script_name_set {
         conf.script_name = default_mount_point(core);

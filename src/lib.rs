@@ -6,8 +6,11 @@
 //! [`worker`] covers what happens once per worker process.
 //! Every entry point nginx calls goes through [`panic_guard`].
 
+mod app_check;
 mod app_loader;
 mod app_log;
+mod app_setup;
+mod call;
 mod call_record;
 mod content_handler;
 mod directives;
@@ -15,8 +18,10 @@ mod environ;
 #[cfg(ngx_feature = "threads")]
 mod offload;
 mod panic_guard;
+mod pending_call;
 mod pool_bytes;
 mod request_body;
+mod request_hold;
 mod request_id;
 mod response;
 mod response_file;
@@ -61,6 +66,7 @@ impl HttpModule for Module {
             // SAFETY: as above; `cf->ctx` is the http block's.
             match Module::main_conf(unsafe { &*cf }) {
                 Some(main) if !status::check_configuration(cf, main) => NGX_ERROR as ngx_int_t,
+                Some(main) if !app_check::settings_accepted(cf, main) => NGX_ERROR as ngx_int_t,
                 _ => NGX_OK as ngx_int_t,
             }
         })

@@ -3,9 +3,9 @@
 //!
 //! Everything nginx-owned is prepared on the event loop before a call is posted: the thread
 //! only runs the app with the environ and body already built, and hands the outcome back
-//! through the call state. The request is held (its reference count) until the thread is done,
-//! so nothing the call points to can be freed under it, even after a timeout answered the
-//! client with a 504.
+//! through the call state. The call is a [`PendingCall`]: its request is held until the app is
+//! done with it, so nothing the call points to can be freed under it, even after a timeout
+//! answered the client with a 504 or the client went away.
 //!
 //! Handing work to a thread and back costs a few context switches, far more than a quick app
 //! call (on 2 vCPUs, ~20 us against ~0.3 us for a "hello"). So the calls made ready in one
@@ -18,28 +18,19 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ffi::c_void;
 use std::mem::offset_of;
 use std::ptr::{addr_of_mut, NonNull};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use gateway::abi;
 use ngx::ffi::{
-    ngx_add_timer, ngx_cycle, ngx_del_timer, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_log_t,
-    ngx_pcalloc, ngx_post_event, ngx_posted_events, ngx_thread_pool_t, ngx_thread_task_alloc,
-    ngx_thread_task_post, ngx_thread_task_t, NGX_DONE, NGX_HTTP_GATEWAY_TIME_OUT,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
+    ngx_cycle, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_post_event,
+    ngx_posted_events, ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post,
+    ngx_thread_task_t, NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
 };
 
-use crate::app_loader::App;
-use crate::app_log;
-use crate::call_record::CallRecord;
-use crate::content_handler::{self, CallState};
+use crate::call::Outcome;
 use crate::directives::LocationConf;
 use crate::panic_guard::guard;
+use crate::pending_call::{self, Call, PendingCall};
 use crate::response::INTERNAL_SERVER_ERROR;
-
-/// Offloaded calls this worker stopped waiting for; they finish detached.
-static TIMED_OUT: AtomicU64 = AtomicU64::new(0);
 
 /// Most calls one thread task runs, so a call that is unexpectedly slow holds up few others.
 const BATCH_CALLS: usize = 8;
@@ -48,32 +39,9 @@ const BATCH_BUDGET_NS: u64 = 100_000;
 /// A pool whose calls have not been timed yet: each gets a task of its own.
 const UNTIMED: u64 = u64::MAX;
 
-/// One app call, ready to run anywhere.
-pub struct Call {
-    pub app: Arc<App>,
-    pub instance: *mut c_void,
-    /// Points into the request's pool, which outlives the call.
-    pub request: abi::Request,
-    pub state: Arc<CallState>,
-    /// The app's reference to `state`, consumed when it completes the call.
-    pub handle: *mut abi::Call,
-}
-
-/// An offloaded call, in its request's pool.
-struct Offloaded {
-    call: Call,
-    request: *mut ngx_http_request_t,
-    /// The location's configuration, for its counters and slow-request threshold.
-    conf: *const LocationConf,
-    deadline: ngx_event_t,
-    timed_out: bool,
-    /// How long the app took, written by the thread; `None` if it was not called.
-    took_ns: Option<u64>,
-}
-
 /// The calls of one thread task: its context.
 struct Batch {
-    calls: Vec<NonNull<Offloaded>>,
+    calls: Vec<NonNull<PendingCall>>,
 }
 
 /// This worker's calls for one thread pool. Lives as long as the worker's event loop, the
@@ -81,7 +49,7 @@ struct Batch {
 struct Lane {
     pool: NonNull<ngx_thread_pool_t>,
     /// Calls made ready in this turn of the event loop, posted at its end by `flush`.
-    ready: RefCell<Vec<NonNull<Offloaded>>>,
+    ready: RefCell<Vec<NonNull<PendingCall>>>,
     flush: UnsafeCell<ngx_event_t>,
     /// Moving average of how long the pool's calls took, in nanoseconds.
     recent_call_ns: Cell<u64>,
@@ -124,7 +92,7 @@ impl Lane {
     }
 
     /// Queues `call` for the end of this turn of the event loop.
-    fn push(&self, call: NonNull<Offloaded>) {
+    fn push(&self, call: NonNull<PendingCall>) {
         self.ready.borrow_mut().push(call);
         // SAFETY: the lane's event, on its own loop; nginx runs posted events at the end of
         // the turn and never drops them.
@@ -148,41 +116,20 @@ pub fn start(
     pool: NonNull<ngx_thread_pool_t>,
     call: Call,
 ) -> ngx_int_t {
-    // SAFETY: the request pool is live; the memory is zeroed and lives as long as the request.
-    let memory = unsafe { ngx_pcalloc(r.pool, std::mem::size_of::<Offloaded>()) };
-    let Some(offloaded) = NonNull::new(memory.cast::<Offloaded>()) else {
-        abandon(conf, call);
-        return INTERNAL_SERVER_ERROR;
-    };
-    // SAFETY: fresh, suitably aligned memory for an `Offloaded`.
-    let offloaded_ref = unsafe {
-        offloaded.as_ptr().write(Offloaded {
-            call,
-            request: r,
-            conf,
-            // SAFETY: all-zero is the idle state of an nginx event.
-            deadline: std::mem::zeroed(),
-            timed_out: false,
-            took_ns: None,
-        });
-        &mut *offloaded.as_ptr()
+    let pending = match pending_call::hold(r, conf, call) {
+        Ok(pending) => pending,
+        Err(call) => {
+            if let Some(counters) = conf.counters.app() {
+                counters.call_ended();
+            }
+            pending_call::drop_unused_handle(&call);
+            return INTERNAL_SERVER_ERROR;
+        }
     };
     if let Some(pool) = conf.counters.pool() {
         pool.posted();
     }
-    // SAFETY: a live request has a connection with a log.
-    offloaded_ref.deadline.log = unsafe { (*r.connection).log };
-    offloaded_ref.deadline.data = offloaded.as_ptr().cast();
-    offloaded_ref.deadline.handler = Some(deadline_passed);
-    // The timer also keeps a gracefully exiting worker (`nginx -s quit`) waiting for the call.
-    // SAFETY: the event lives in the pool as long as the request.
-    unsafe { ngx_add_timer(&mut offloaded_ref.deadline, conf.timeout) };
-
-    // The thread's reference on the request: given back when the call has returned.
-    // SAFETY: `r.main` is the live main request.
-    let main = unsafe { &mut *r.main };
-    main.set_count(main.count() + 1);
-    Lane::of(pool).push(offloaded);
+    Lane::of(pool).push(pending);
     NGX_DONE as ngx_int_t
 }
 
@@ -211,7 +158,7 @@ unsafe extern "C" fn flush_lane(event: *mut ngx_event_t) {
 }
 
 /// Posts one thread task for `calls`, or refuses them if the pool's queue is full.
-fn post(lane: &Lane, calls: Vec<NonNull<Offloaded>>) {
+fn post(lane: &Lane, calls: Vec<NonNull<PendingCall>>) {
     // SAFETY: the first call's request is held until the task has returned, so its pool
     // outlives the task; nginx zeroes the task and its context.
     let task = unsafe {
@@ -220,7 +167,7 @@ fn post(lane: &Lane, calls: Vec<NonNull<Offloaded>>) {
     };
     if task.is_null() {
         for call in calls {
-            refuse(call, INTERNAL_SERVER_ERROR, "call failed: out of memory");
+            pending_call::refuse(call, INTERNAL_SERVER_ERROR, "call failed: out of memory");
         }
         return;
     }
@@ -239,68 +186,17 @@ fn post(lane: &Lane, calls: Vec<NonNull<Offloaded>>) {
         // SAFETY: the context was written above and nginx did not take the task.
         let Batch { calls } = unsafe { batch.read() };
         for call in calls {
-            if let Some(pool) = conf_of(call).counters.pool() {
+            // SAFETY: on the loop; no thread has the call.
+            if let Some(pool) = unsafe { call.as_ref() }.conf().counters.pool() {
                 pool.rejected();
             }
-            refuse(
+            pending_call::refuse(
                 call,
                 NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t,
                 "call refused: the thread pool's queue is full",
             );
         }
     }
-}
-
-fn conf_of<'a>(call: NonNull<Offloaded>) -> &'a LocationConf {
-    // SAFETY: the configuration lives with the cycle, longer than any call.
-    unsafe { &*(*call.as_ptr()).conf }
-}
-
-/// Answers `status` for a call that was never run, and gives back the thread's reference.
-fn refuse(call: NonNull<Offloaded>, status: ngx_int_t, why: &str) {
-    // SAFETY: on the event loop, no thread has the call; its request is held by it.
-    let offloaded = unsafe { &mut *call.as_ptr() };
-    // SAFETY: as above.
-    let r = unsafe { &mut *offloaded.request };
-    let conf = conf_of(call);
-    if offloaded.deadline.timer_set() != 0 {
-        // SAFETY: the timer is set, on this event.
-        unsafe { ngx_del_timer(&mut offloaded.deadline) };
-    }
-    let call = take(offloaded);
-    if offloaded.timed_out {
-        // The client already has its 504.
-        abandon(conf, call);
-        content_handler::finalize_from_event(r, NGX_DONE as ngx_int_t);
-        return;
-    }
-    let app = Arc::clone(&call.app);
-    abandon(conf, call);
-    if status == NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t {
-        if let Some(counters) = conf.counters.app() {
-            counters.queue_was_full();
-        }
-    }
-    if let Some(record) = CallRecord::of(r) {
-        record.answered_for_app(conf, status as u16);
-    }
-    app_log::error(r, &app, format_args!("{why}"));
-    content_handler::finalize_from_event(r, status);
-}
-
-/// Drops a call the app will never see, giving back the app's reference to its state.
-fn abandon(conf: &LocationConf, call: Call) {
-    if let Some(counters) = conf.counters.app() {
-        counters.call_ended();
-    }
-    // SAFETY: the handle was never passed to the app.
-    drop(unsafe { content_handler::take_handle(call.handle) });
-}
-
-/// Moves the call out of an `Offloaded` that is done with it.
-fn take(offloaded: &mut Offloaded) -> Call {
-    // SAFETY: read once; the memory is the request pool's and the call is never read again.
-    unsafe { std::ptr::read(&offloaded.call) }
 }
 
 /// Runs on a thread of the pool: only the app's code, with what was prepared for it.
@@ -312,11 +208,11 @@ unsafe extern "C" fn run_batch(data: *mut c_void, log: *mut ngx_log_t) {
     }
 }
 
-fn run(offloaded: NonNull<Offloaded>) {
+fn run(offloaded: NonNull<PendingCall>) {
     let offloaded = offloaded.as_ptr();
     // SAFETY: the event loop changes only the deadline fields of a posted call, so the call
     // itself can be read here; the request is held until the task has returned.
-    let (call, conf) = unsafe { (&(*offloaded).call, &*(*offloaded).conf) };
+    let (call, conf) = unsafe { (&(*offloaded).call, (*offloaded).conf()) };
     let pool = conf.counters.pool();
     if call.state.is_abandoned() {
         // It timed out while queued: nobody waits for it any more.
@@ -330,7 +226,7 @@ fn run(offloaded: NonNull<Offloaded>) {
     }
     let started = Instant::now();
     // SAFETY: checked descriptor; the request is held until this call returns.
-    unsafe { (call.app.descriptor().call)(call.instance, call.handle, &call.request) };
+    unsafe { (call.app.descriptor().call)(call.instance, call.handle, call.request) };
     let took = started.elapsed().as_nanos().try_into().unwrap_or(u64::MAX);
     // SAFETY: only this thread writes the field, and the event loop reads it only after the
     // task has returned.
@@ -359,100 +255,21 @@ unsafe extern "C" fn batch_returned(event: *mut ngx_event_t) {
     }
 }
 
-/// Sends what the app answered for one call and gives back the thread's reference.
-fn call_returned(call: NonNull<Offloaded>) {
-    // SAFETY: the thread is done with the call; its request is still held by it.
-    let offloaded = unsafe { &mut *call.as_ptr() };
-    // SAFETY: as above.
-    let r = unsafe { &mut *offloaded.request };
-    // SAFETY: as above.
-    let log = unsafe { (*r.connection).log };
-    if offloaded.deadline.timer_set() != 0 {
-        // SAFETY: the timer is set, on this event.
-        unsafe { ngx_del_timer(&mut offloaded.deadline) };
-    }
-    let conf = conf_of(call);
-    let call = take(offloaded);
-    match offloaded.took_ns {
+/// The thread is done with one call: wait for its completion, unless it was skipped.
+fn call_returned(call: NonNull<PendingCall>) {
+    // SAFETY: the thread is done with the call; its request is held by it.
+    let pending = unsafe { &mut *call.as_ptr() };
+    match pending.took_ns {
         Some(ns) => {
-            if let Some(pool) = conf.thread_pool {
+            if let Some(pool) = pending.conf().thread_pool {
                 Lane::of(pool).took(ns);
             }
+            pending_call::wait(call);
         }
-        // Skipped after its timeout: the app never had the handle.
-        // SAFETY: the handle was never passed to the app.
-        None => drop(unsafe { content_handler::take_handle(call.handle) }),
+        // Skipped after its timeout: the app never had the handle, nothing to send.
+        None => {
+            pending_call::drop_unused_handle(&pending.call);
+            pending_call::done(call, Outcome::Taken);
+        }
     }
-    let rc = if offloaded.timed_out {
-        // The client already has its 504; the late outcome was discarded when it arrived.
-        if let Some(counters) = conf.counters.app() {
-            counters.call_ended();
-        }
-        NGX_DONE as ngx_int_t
-    } else {
-        guard(log, "offloaded call result", INTERNAL_SERVER_ERROR, || {
-            content_handler::finish(r, conf, &call.app, &call.state)
-        })
-    };
-    drop(call);
-    // Gives back the reference taken in `start`.
-    content_handler::finalize_from_event(r, rc);
-}
-
-/// How often a detached call re-arms the timer that keeps a quitting worker waiting for it.
-const KEEP_WAITING_MS: ngx::ffi::ngx_msec_t = 60_000;
-
-unsafe extern "C" fn keep_waiting(event: *mut ngx_event_t) {
-    // SAFETY: the event lives until the call returns, which deletes the timer.
-    unsafe { ngx_add_timer(event, KEEP_WAITING_MS) };
-}
-
-/// The call took longer than `gateway_timeout`: answer 504 now, let the call finish detached.
-unsafe extern "C" fn deadline_passed(event: *mut ngx_event_t) {
-    // SAFETY: the event is the `deadline` field of an `Offloaded`.
-    let offloaded = unsafe {
-        &mut *event
-            .byte_sub(offset_of!(Offloaded, deadline))
-            .cast::<Offloaded>()
-    };
-    // SAFETY: the request is alive: the call's reference is still held.
-    let r = unsafe { &mut *offloaded.request };
-    // SAFETY: as above.
-    let log = unsafe { (*r.connection).log };
-    guard(log, "offloaded call deadline", (), || {
-        if !offloaded.call.state.abandon_if_pending() {
-            // The call just completed; its result is on its way to `call_returned`.
-            return;
-        }
-        offloaded.timed_out = true;
-        let count = TIMED_OUT.fetch_add(1, Ordering::Relaxed) + 1;
-        // SAFETY: the configuration lives with the cycle.
-        let conf = unsafe { &*offloaded.conf };
-        if let Some(counters) = conf.counters.app() {
-            counters.timed_out();
-        }
-        if let Some(record) = CallRecord::of(r) {
-            record.timed_out(conf, NGX_HTTP_GATEWAY_TIME_OUT as u16);
-        }
-        // The call goes on detached: keep a gracefully exiting worker waiting for it, as the
-        // deadline did until now.
-        offloaded.deadline.handler = Some(keep_waiting);
-        // SAFETY: the event lives in the pool as long as the request, which the call holds.
-        unsafe { ngx_add_timer(&mut offloaded.deadline, KEEP_WAITING_MS) };
-        let app = Arc::clone(&offloaded.call.app);
-        app_log::error(
-            r,
-            &app,
-            format_args!(
-                "call exceeded gateway_timeout, answered 504; the call finishes detached and its \
-                 result is discarded ({count} so far in this worker)"
-            ),
-        );
-        // The 504 is sent now, but the request stays allocated until the thread is done with
-        // it: this extra reference is given back by the finalization below.
-        // SAFETY: `r.main` is the live main request.
-        let main = unsafe { &mut *r.main };
-        main.set_count(main.count() + 1);
-        content_handler::finalize_from_event(r, NGX_HTTP_GATEWAY_TIME_OUT as ngx_int_t);
-    });
 }

@@ -17,8 +17,8 @@ use ngx::ffi::{
 };
 
 use crate::app_loader::App;
+use crate::call::AppResponse;
 use crate::call_record::CallRecord;
-use crate::content_handler::AppResponse;
 use crate::panic_guard::guard;
 use crate::{app_log, pool_bytes, response_file, response_stream};
 
@@ -111,12 +111,10 @@ pub struct Checked<'a> {
 pub fn send(r: &mut ngx_http_request_t, app: &Arc<App>, response: AppResponse) -> ngx_int_t {
     // From here on the pool owns the response: it is released when the request ends, after
     // nginx has sent the body straight from the app's memory.
-    if !release_with_pool(r, &response) {
-        response.release();
+    let Some(owned) = release_with_pool(r, response) else {
         return INTERNAL_SERVER_ERROR;
-    }
-    // SAFETY: the app keeps the response valid until the pool cleanup above releases it.
-    let response = unsafe { &*response.as_ptr() };
+    };
+    let response = owned.get();
     let checked = match check(response) {
         Ok(checked) => checked,
         Err(invalid) => {
@@ -139,7 +137,7 @@ pub fn send(r: &mut ngx_http_request_t, app: &Arc<App>, response: AppResponse) -
     }
     match checked.kind {
         abi::BODY_FILE => response_file::send(r, app, &checked),
-        abi::BODY_STREAM => response_stream::start(r, app, &checked),
+        abi::BODY_STREAM => response_stream::start(r, app, owned.call(), &checked),
         _ => send_bytes(r, checked.body),
     }
 }
@@ -212,28 +210,31 @@ fn check(response: &abi::Response) -> Result<Checked<'_>, Invalid<'_>> {
     })
 }
 
-/// Registers a cleanup on the request's pool that releases `response`; false if out of memory.
-fn release_with_pool(r: &ngx_http_request_t, response: &AppResponse) -> bool {
-    // SAFETY: the request pool is live; a zero-size cleanup only needs its handler and data set.
-    let cleanup = unsafe { ngx_pool_cleanup_add(r.pool, 0) };
+/// Moves `response` into a cleanup of the request's pool, which releases it when the request
+/// ends; `None` (the response released now) if out of memory. The reference is good for as
+/// long as the request.
+fn release_with_pool<'a>(r: &ngx_http_request_t, response: AppResponse) -> Option<&'a AppResponse> {
+    // SAFETY: the request pool is live; nginx allocates the cleanup's data with it.
+    let cleanup = unsafe { ngx_pool_cleanup_add(r.pool, std::mem::size_of::<AppResponse>()) };
     if cleanup.is_null() {
-        return false;
+        return None;
     }
-    // SAFETY: `cleanup` was just allocated by nginx.
+    // SAFETY: `cleanup` was just allocated by nginx with room for an `AppResponse` in `data`,
+    // which stays in the pool until the cleanup runs.
     unsafe {
+        let data = (*cleanup).data.cast::<AppResponse>();
+        data.write(response);
         (*cleanup).handler = Some(release_response);
-        (*cleanup).data = response.as_ptr().cast::<c_void>();
+        Some(&*data)
     }
-    true
 }
 
 unsafe extern "C" fn release_response(data: *mut c_void) {
     let log = ngx::log::ngx_cycle_log().as_ptr();
     guard(log, "response release", (), || {
-        // SAFETY: `data` is the response registered in `release_with_pool`, released only here.
-        let response = unsafe { &*data.cast::<abi::Response>() };
-        // SAFETY: the ABI's release contract: once, with the response's own owner.
-        unsafe { (response.release)(response.owner) }
+        // SAFETY: `data` holds the response moved there by `release_with_pool`; read once,
+        // and dropping it releases it.
+        drop(unsafe { data.cast::<AppResponse>().read() });
     })
 }
 

@@ -7,23 +7,27 @@
 //! reuse a chunk's memory as soon as it is asked for the next one.
 
 use std::ffi::c_void;
-use std::ptr::{addr_of, addr_of_mut, null_mut};
+use std::ptr::{addr_of, addr_of_mut, null_mut, NonNull};
 use std::sync::Arc;
 
 use gateway::abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_add_timer, ngx_chain_get_free_buf, ngx_chain_t, ngx_chain_update_chains, ngx_del_timer,
-    ngx_handle_write_event, ngx_http_finalize_request, ngx_http_output_filter, ngx_http_request_t,
-    ngx_http_send_special, ngx_int_t, ngx_post_event, ngx_posted_events, NGX_AGAIN, NGX_DONE,
-    NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_REQUEST_TIME_OUT, NGX_LOG_INFO, NGX_OK,
+    ngx_event_t, ngx_handle_write_event, ngx_http_finalize_request, ngx_http_output_filter,
+    ngx_http_request_t, ngx_http_send_special, ngx_int_t, ngx_post_event, ngx_posted_events,
+    NGX_AGAIN, NGX_DONE, NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_REQUEST_TIME_OUT,
+    NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
 
 use crate::app_loader::App;
+use crate::call::{CallState, Waiter};
 use crate::call_record::CallRecord;
+use crate::content_handler::finalize_from_event;
 use crate::panic_guard::guard;
+use crate::request_hold::{self, KEEP_WAITING_MS};
 use crate::response::{self, Checked};
 use crate::{app_log, Module};
 
@@ -36,6 +40,13 @@ const BUFFERS_PER_TURN: usize = 32;
 /// One stream's state, in the request's pool, found through its call record.
 pub struct Pump {
     app: Arc<App>,
+    /// The call the stream answers: the app wakes a pending stream through it.
+    call: Arc<CallState>,
+    /// The stream answered `STREAM_PENDING` and a waiter is registered for its wake.
+    awaiting_wake: bool,
+    /// Keeps a gracefully quitting worker waiting while the stream waits for its app.
+    wake_keep_alive: ngx_event_t,
+
     stream: *mut c_void,
     next: unsafe extern "C" fn(*mut c_void, *mut abi::Chunk) -> i32,
     /// The part of the current chunk not yet copied out; valid until the next pull.
@@ -88,8 +99,24 @@ enum Turn {
     Finished(ngx_int_t),
 }
 
+impl Drop for Pump {
+    fn drop(&mut self) {
+        // The pool is going: a wake that comes later must find nothing to resume.
+        self.call.forget_waiter();
+        if self.wake_keep_alive.timer_set() != 0 {
+            // SAFETY: the timer is set, on this event, which is about to go.
+            unsafe { ngx_del_timer(&mut self.wake_keep_alive) };
+        }
+    }
+}
+
 /// Sends the header, then pumps the stream until it ends or nginx must wait for the client.
-pub fn start(r: &mut ngx_http_request_t, app: &Arc<App>, checked: &Checked) -> ngx_int_t {
+pub fn start(
+    r: &mut ngx_http_request_t,
+    app: &Arc<App>,
+    call: &Arc<CallState>,
+    checked: &Checked,
+) -> ngx_int_t {
     let flush_every_chunk = r
         .headers_out
         .content_type
@@ -112,9 +139,17 @@ pub fn start(r: &mut ngx_http_request_t, app: &Arc<App>, checked: &Checked) -> n
         },
         None => None,
     };
+    // SAFETY: all-zero is the idle state of an nginx event.
+    let mut wake_keep_alive: ngx_event_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a live request has a connection with a log.
+    wake_keep_alive.log = unsafe { (*r.connection).log };
+    wake_keep_alive.handler = Some(request_hold::keep_waiting);
     let pump = pool.allocate(Pump {
         offload,
         app: Arc::clone(app),
+        call: Arc::clone(call),
+        awaiting_wake: false,
+        wake_keep_alive,
         stream: checked.response.stream,
         next,
         pending: &[],
@@ -149,6 +184,43 @@ pub fn start(r: &mut ngx_http_request_t, app: &Arc<App>, checked: &Checked) -> n
         unsafe { ngx_http_finalize_request(r, rc) };
     }
     NGX_DONE as ngx_int_t
+}
+
+/// The app woke its pending stream: pump again, on the loop.
+fn stream_woken(data: NonNull<c_void>) {
+    // SAFETY: the waiter is registered only while the pump (and so its request) is live; the
+    // pump's drop unregisters it.
+    let r = unsafe { &mut *data.cast::<ngx_http_request_t>().as_ptr() };
+    let pump = pump_of(r);
+    if !pump.awaiting_wake {
+        // Pumped since by a write event, which took the waiter back: nothing to do.
+        return;
+    }
+    if let Turn::Finished(rc) = run(r) {
+        finalize_from_event(r, rc);
+    }
+}
+
+/// The stream has no chunk ready: send what it made so far, then wait for its wake.
+fn await_wake(r: &mut ngx_http_request_t, pump: &mut Pump) -> Option<Turn> {
+    // SAFETY: `r` is live and its header was sent.
+    if unsafe { ngx_http_send_special(r, NGX_HTTP_FLUSH as usize) } == NGX_ERROR as ngx_int_t {
+        return Some(Turn::Finished(NGX_ERROR as ngx_int_t));
+    }
+    let waiter = Waiter {
+        resume: stream_woken,
+        data: NonNull::from(&mut *r).cast(),
+    };
+    if !pump.call.wait_for_wake(waiter) {
+        // Woken already: pull again now.
+        return None;
+    }
+    pump.awaiting_wake = true;
+    if pump.wake_keep_alive.timer_set() == 0 {
+        // SAFETY: the event lives in the pump, which deletes the timer before it goes.
+        unsafe { ngx_add_timer(&mut pump.wake_keep_alive, KEEP_WAITING_MS) };
+    }
+    Some(Turn::Paused)
 }
 
 unsafe extern "C" fn write_event_handler(r: *mut ngx_http_request_t) {
@@ -208,6 +280,16 @@ fn pump_of<'a>(r: &ngx_http_request_t) -> &'a mut Pump {
 
 fn run(r: &mut ngx_http_request_t) -> Turn {
     let pump = pump_of(r);
+    if pump.awaiting_wake {
+        // Running again (woken, or the client's write event came first): a wake still to
+        // come is not needed any more.
+        pump.awaiting_wake = false;
+        pump.call.forget_waiter();
+        if pump.wake_keep_alive.timer_set() != 0 {
+            // SAFETY: the timer is set, on this event.
+            unsafe { ngx_del_timer(&mut pump.wake_keep_alive) };
+        }
+    }
     let tag = addr_of!(Module::module().ctx_index)
         .cast_mut()
         .cast::<c_void>();
@@ -330,6 +412,7 @@ fn pulled(
             pump.pending_flush = chunk.flush != 0 || pump.flush_every_chunk;
             None
         }
+        abi::STREAM_PENDING => await_wake(r, pump),
         abi::STREAM_END => {
             if pump
                 .declared_length

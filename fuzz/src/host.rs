@@ -123,10 +123,23 @@ unsafe extern "C" fn fail(call: *mut abi::Call, cause: u32, message: abi::Bytes)
         .push(Completion::Failed { cause, message });
 }
 
+/// Ignored: this host pulls a stream to its end at once, and a `STREAM_PENDING` (which the
+/// SDK's streams never answer) fails the pull loop above anyway.
+unsafe extern "C" fn wake(_call: *mut abi::Call) {}
+
+/// Checks a line as the module would take it, then drops it: the fuzzed handlers do not log.
+unsafe extern "C" fn log(_call: *mut abi::Call, level: u32, message: abi::Bytes) {
+    assert!((abi::LOG_ERROR..=abi::LOG_TRACE).contains(&level), "log level {level}");
+    // SAFETY: the message is valid until `log` returns.
+    let _ = unsafe { message.as_slice() };
+}
+
 static HOST: abi::Host = abi::Host {
     abi_minor: abi::ABI_MINOR,
     respond,
     fail,
+    wake,
+    log,
 };
 
 /// Runs `handler` through the SDK's dispatch with `environ` and `body` as the module would

@@ -20,16 +20,29 @@
 //! answering 503.
 //!
 //! # One call
-//! For every request the module reads the whole body, then calls [`AppDescriptor::call`] on
-//! the nginx event loop with the instance, a host-owned [`Call`] handle and a [`Request`]. The
-//! app must then complete the call exactly once, with [`Host::respond`] or [`Host::fail`]. It may do so before `call` returns, or later
-//! and from any thread: everything `request` points to stays valid until the call is completed,
-//! and the handle must not be used after. The module owns all the nginx-side work; completing
-//! from another thread only hands the response over, nginx itself is touched on its own loop.
+//! For every request the module reads the whole body, then calls [`AppDescriptor::call`] with
+//! the instance, a host-owned [`Call`] handle and a [`Request`]: on the nginx event loop, or
+//! on a thread of the location's nginx thread pool (`gateway_thread_pool`). The app must then
+//! complete the call exactly once, with [`Host::respond`] or [`Host::fail`]. It may do so
+//! before `call` returns, or later and from any thread (since 1.1 the module keeps this
+//! promise for every location: a call still pending when `call` returns holds its request
+//! until it completes, answered 504 at `gateway_timeout`). Everything `request` points to
+//! stays valid until the call is completed, and the handle must not be used after, except
+//! for [`Host::wake`] and [`Host::log`] while a streamed response is alive (see
+//! [`Host::wake`]). The module owns all the nginx-side work; completing from another thread
+//! only hands the response over, nginx itself is touched on its own loop.
 //!
 //! A [`Response`] and everything it points to belong to the app and must stay valid and
-//! unchanged until the module calls its `release` function, exactly once, on the nginx event
-//! loop: the module sends body bytes straight from the app's memory instead of copying them.
+//! unchanged until the module calls its `release` function, exactly once. `release` runs on
+//! the nginx event loop, except for a response to a call the module had already stopped
+//! waiting for (it answered 504): that one is released at once, on the thread that called
+//! [`Host::respond`], before `respond` returns. The module sends body bytes straight from the
+//! app's memory instead of copying them.
+//!
+//! # 1.1 additions
+//! [`STREAM_PENDING`] with [`Host::wake`], [`Host::log`], how the instance runs
+//! ([`Setup::runs_on`], [`Setup::threads`], [`Setup::worker`]), a handle for logging outside
+//! requests ([`Setup::log_handle`]) and the configuration-time [`AppDescriptor::check`].
 
 use std::ffi::c_void;
 
@@ -43,7 +56,7 @@ pub const MAGIC: [u8; 8] = *b"NGXGWAPP";
 pub const ABI_VERSION: u32 = 1;
 
 /// Compatible-addition level of this ABI within [`ABI_VERSION`].
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 
 /// Body kind of [`Response::body_kind`]: the body is [`Response::body`], sent as is.
 pub const BODY_BYTES: u32 = 0;
@@ -76,6 +89,31 @@ pub const STREAM_END: i32 = 1;
 pub const STREAM_ERROR: i32 = 2;
 /// [`Response::stream_next`]: the stream panicked; as [`STREAM_ERROR`] otherwise.
 pub const STREAM_PANIC: i32 = 3;
+/// [`Response::stream_next`] (1.1): no chunk is ready yet; the chunk is not used. The module
+/// stops pulling until the app calls [`Host::wake`] with the call's handle, then pulls again.
+/// Only for a module whose [`Host::abi_minor`] is at least 1.
+pub const STREAM_PENDING: i32 = 4;
+
+/// [`Setup::runs_on`]: the instance's calls (and stream pulls) run on the nginx event loop,
+/// which they must never block.
+pub const RUNS_ON_EVENT_LOOP: u32 = 0;
+/// [`Setup::runs_on`]: the instance's calls (and stream pulls) run on the threads of an nginx
+/// thread pool, [`Setup::threads`] of them.
+pub const RUNS_ON_THREAD_POOL: u32 = 1;
+
+/// [`Setup::worker`] in [`AppDescriptor::check`], which runs in no worker.
+pub const NO_WORKER: u32 = u32::MAX;
+
+/// [`Host::log`] levels, as the `log` and `tracing` crates number them.
+pub const LOG_ERROR: u32 = 1;
+/// [`Host::log`]: a warning.
+pub const LOG_WARN: u32 = 2;
+/// [`Host::log`]: information.
+pub const LOG_INFO: u32 = 3;
+/// [`Host::log`]: debugging detail, logged only by an nginx with `error_log ... debug`.
+pub const LOG_DEBUG: u32 = 4;
+/// [`Host::log`]: finer detail still; logged as [`LOG_DEBUG`].
+pub const LOG_TRACE: u32 = 5;
 
 /// A borrowed run of bytes; `ptr` may be null when `len` is 0.
 #[repr(C)]
@@ -124,6 +162,12 @@ pub struct AppDescriptor {
     pub call: unsafe extern "C" fn(instance: *mut c_void, call: *mut Call, request: *const Request),
     /// Ends an instance when its worker exits, after its last call completed.
     pub shutdown: unsafe extern "C" fn(instance: *mut c_void),
+    /// (1.1, optional) Checks a location's settings when nginx reads its configuration
+    /// (`nginx -t`, start, reload), in the nginx master: returns 0 if they are fine, else calls
+    /// [`Setup::fail`] and returns non-zero, and nginx refuses the configuration with the
+    /// message and the `gateway_app` line. It must have no side effects: no threads, no
+    /// interpreter, no files written, nothing kept. [`Setup::worker`] is [`NO_WORKER`].
+    pub check: Option<unsafe extern "C" fn(setup: *const Setup) -> i32>,
 }
 
 /// What [`AppDescriptor::init`] gets.
@@ -139,6 +183,16 @@ pub struct Setup {
     pub fail: unsafe extern "C" fn(setup: *const Setup, message: Bytes),
     /// The module's own, for `fail`.
     pub context: *mut c_void,
+    /// (1.1) [`RUNS_ON_EVENT_LOOP`] or [`RUNS_ON_THREAD_POOL`].
+    pub runs_on: u32,
+    /// (1.1) How many threads the location's thread pool has; 0 on the event loop.
+    pub threads: u32,
+    /// (1.1) The nginx worker's number, from 0 (`worker_processes` - 1 at most), or
+    /// [`NO_WORKER`] in [`AppDescriptor::check`].
+    pub worker: u32,
+    /// (1.1) A handle for [`Host::log`] outside any request: lines name the app, without a
+    /// request id. Valid until `shutdown` returns; never completed.
+    pub log_handle: *mut Call,
 }
 
 /// One request, as the module hands it to the app.
@@ -183,6 +237,18 @@ pub struct Host {
     /// `message` is copied before this returns. `cause` is [`FAILED`] or [`PANICKED`], for the
     /// module's counters.
     pub fail: unsafe extern "C" fn(call: *mut Call, cause: u32, message: Bytes),
+    /// (1.1) Wakes the stream of `call` after [`Response::stream_next`] answered
+    /// [`STREAM_PENDING`]: the module pulls again on its event loop (or thread pool). Callable
+    /// from any thread, also before `stream_next` returned (the wake is then kept), and cheap
+    /// when repeated. The handle of a call answered with a stream stays valid for this (and
+    /// [`Host::log`]) until the response's `release` is called; the app must not let a wake
+    /// run after its `release` returned.
+    pub wake: unsafe extern "C" fn(call: *mut Call),
+    /// (1.1) Writes `message` to nginx's error log at `level` ([`LOG_ERROR`] ... [`LOG_TRACE`]),
+    /// naming the app and, for a request's handle, the request id; from any thread. `call` is
+    /// a request's handle (valid as for [`Host::wake`]), [`Setup::log_handle`], or null.
+    /// `message` is copied before this returns.
+    pub log: unsafe extern "C" fn(call: *mut Call, level: u32, message: Bytes),
 }
 
 /// What the app answers.
@@ -205,14 +271,16 @@ pub struct Response {
     /// Passed to `release` once the module no longer needs anything this response points to;
     /// releasing a stream also ends it (the app drops its state).
     pub owner: *mut c_void,
-    /// Frees the response: called with `owner` exactly once, on the nginx event loop, when the
-    /// module is done with it.
+    /// Frees the response: called with `owner` exactly once, when the module is done with it
+    /// (on the event loop, or see the module documentation for a response that came too late).
     pub release: unsafe extern "C" fn(owner: *mut c_void),
     /// For [`BODY_STREAM`]: passed to `stream_next`.
     pub stream: *mut c_void,
     /// For [`BODY_STREAM`]: fills `chunk` and returns [`STREAM_CHUNK`], or returns
-    /// [`STREAM_END`] or [`STREAM_ERROR`]. Called on the nginx event loop, never again after
-    /// END or ERROR; a chunk's bytes stay valid until the next call or the release.
+    /// [`STREAM_END`], [`STREAM_ERROR`], [`STREAM_PANIC`] or (1.1) [`STREAM_PENDING`]. Called
+    /// where the app's calls run (the event loop, or a thread of the location's pool), one
+    /// call at a time, never again after END, ERROR or PANIC; a chunk's bytes stay valid
+    /// until the next call or the release.
     pub stream_next: Option<unsafe extern "C" fn(stream: *mut c_void, chunk: *mut Chunk) -> i32>,
 }
 

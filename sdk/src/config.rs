@@ -1,5 +1,9 @@
 //! An app's settings from nginx.conf: the `gateway_app_param NAME VALUE;` lines of the
-//! location that mounts it.
+//! location that mounts it, and how nginx runs the instance.
+
+use crate::abi;
+use crate::host::Host;
+use crate::logging::{Logger, Target};
 
 /// A setting the app needs is missing or unusable.
 #[derive(Debug, thiserror::Error)]
@@ -19,23 +23,99 @@ pub enum ConfigError {
     },
 }
 
-/// The app's settings, in the order nginx.conf gives them.
-#[derive(Debug, Clone, Default)]
+/// Where nginx calls an app instance's handler (and pulls its streamed bodies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RunsOn {
+    /// On the nginx worker's event loop, which serves every other connection of the worker
+    /// too: a handler must never block there.
+    EventLoop,
+    /// On the threads of an nginx thread pool (`gateway_thread_pool`), several calls at once.
+    ThreadPool {
+        /// How many threads the pool has.
+        threads: u32,
+    },
+}
+
+impl RunsOn {
+    fn from_abi(runs_on: u32, threads: u32) -> Option<RunsOn> {
+        match runs_on {
+            abi::RUNS_ON_EVENT_LOOP => Some(RunsOn::EventLoop),
+            abi::RUNS_ON_THREAD_POOL => Some(RunsOn::ThreadPool { threads }),
+            _ => None,
+        }
+    }
+}
+
+/// The app's settings, in the order nginx.conf gives them, and how nginx runs the instance.
+///
+/// Built without nginx ([`Config::from_pairs`], [`Config::default`]) it describes an instance
+/// in worker 0 on the event loop, logging to stderr; the `with_*` methods change that for
+/// tests.
+#[derive(Debug, Clone)]
 pub struct Config {
     params: Vec<(String, String)>,
+    runs_on: Option<RunsOn>,
+    worker: Option<u32>,
+    logger: Logger,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            params: Vec::new(),
+            runs_on: Some(RunsOn::EventLoop),
+            worker: Some(0),
+            logger: Logger::default(),
+        }
+    }
 }
 
 impl Config {
-    pub(crate) fn from_abi(params: &[crate::abi::Pair]) -> Self {
-        let text = |bytes: crate::abi::Bytes| {
-            // SAFETY: the module keeps setting bytes valid for the duration of init.
+    /// The settings and the rest the module passes to an app's init or check.
+    ///
+    /// # Safety
+    /// `setup` must be the module's, valid for the duration of this call.
+    pub(crate) unsafe fn from_setup(setup: *const abi::Setup) -> Self {
+        // Fields are read one by one through the pointer: a module of ABI 1.0 passes a
+        // shorter `Setup`, which ends at `context`.
+        // SAFETY: the module's setup, its host table and its parameters are valid for now.
+        let (host, params) = unsafe {
+            (
+                Host::new((*setup).host),
+                abi::slice_from_abi((*setup).params, (*setup).params_len),
+            )
+        };
+        let text = |bytes: abi::Bytes| {
+            // SAFETY: the module keeps setting bytes valid for the duration of this call.
             String::from_utf8_lossy(unsafe { bytes.as_slice() }).into_owned()
         };
+        let params = params
+            .iter()
+            .map(|pair| (text(pair.name), text(pair.value)))
+            .collect();
+        if host.minor() < 1 {
+            return Config {
+                params,
+                runs_on: None,
+                worker: None,
+                logger: Logger::default(),
+            };
+        }
+        // SAFETY: a module of minor 1 or later passes a `Setup` with these fields.
+        let (runs_on, threads, worker, log_handle) = unsafe {
+            (
+                (*setup).runs_on,
+                (*setup).threads,
+                (*setup).worker,
+                (*setup).log_handle,
+            )
+        };
         Config {
-            params: params
-                .iter()
-                .map(|pair| (text(pair.name), text(pair.value)))
-                .collect(),
+            params,
+            runs_on: RunsOn::from_abi(runs_on, threads),
+            worker: (worker != abi::NO_WORKER).then_some(worker),
+            logger: Logger::new(Target::host(host, log_handle)),
         }
     }
 
@@ -48,7 +128,49 @@ impl Config {
                 .into_iter()
                 .map(|(name, value)| (name.into(), value.into()))
                 .collect(),
+            ..Config::default()
         }
+    }
+
+    /// The same settings, as if nginx ran the instance on `runs_on`; for tests.
+    pub fn with_runs_on(mut self, runs_on: RunsOn) -> Self {
+        self.runs_on = Some(runs_on);
+        self
+    }
+
+    /// The same settings, as if in nginx worker `worker`, or in none (`None`: as in the
+    /// configuration check); for tests.
+    pub fn with_worker(mut self, worker: Option<u32>) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    /// The same settings, with lines logged through [`Config::logger`] going to `logger`;
+    /// for tests, with [`CapturedLog`](crate::testing::CapturedLog).
+    pub fn with_logger(mut self, logger: Logger) -> Self {
+        self.logger = logger;
+        self
+    }
+
+    /// Where nginx calls the instance's handler; `None` when the module is too old to say
+    /// (ABI 1.0).
+    pub fn runs_on(&self) -> Option<RunsOn> {
+        self.runs_on
+    }
+
+    /// The number of the nginx worker process the instance runs in, from 0 to
+    /// `worker_processes` - 1 (one instance per worker and location); `None` in the
+    /// configuration check, which runs in the nginx master, or when the module is too old to
+    /// say (ABI 1.0).
+    pub fn worker(&self) -> Option<u32> {
+        self.worker
+    }
+
+    /// A logger for lines about the instance (not about one request: see
+    /// [`Request::log`](crate::Request::log)), to keep in the app's state; lines name the app.
+    /// In the configuration check, lines reach the log of `nginx -t` (or of the master).
+    pub fn logger(&self) -> Logger {
+        self.logger.clone()
     }
 
     /// The last value given for `name`.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use crate::handler::Handler;
 use crate::local::{collect, LocalRequest};
+use crate::logging::Target;
 
 /// Serves `handler` at `address` (e.g. "127.0.0.1:8000") until the process is stopped.
 pub fn serve(handler: impl Handler, address: &str) -> io::Result<()> {
@@ -57,7 +58,7 @@ pub fn serve(handler: impl Handler, address: &str) -> io::Result<()> {
             server,
             runs_on: "dev_server",
         };
-        let collected = collect(local.call(&handler));
+        let collected = collect(local.call(&handler, Target::Stderr));
         let method = request.method().clone();
         eprintln!("{} {} -> {}", method, local.uri, collected.status.as_u16());
         if let Some(failure) = &collected.failure {

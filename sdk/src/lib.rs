@@ -11,6 +11,10 @@
 //!
 //! and nginx serves it from a location: `location /hello { gateway_app /path/libhello.so; }`.
 //! The app and the module share only the C ABI in [`abi`], so they are built separately.
+//!
+//! An app may build its state from the location's settings ([`Config`]) and have nginx check
+//! them at `nginx -t` (see [`app!`]), log to nginx's error log ([`Logger`],
+//! [`Request::log`]), and be tested without nginx ([`testing`]).
 
 #![warn(missing_docs)]
 
@@ -21,7 +25,9 @@ pub mod dev;
 mod error;
 mod export;
 mod handler;
+mod host;
 mod local;
+mod logging;
 mod panic_report;
 mod request;
 mod request_body;
@@ -32,10 +38,11 @@ mod templates;
 pub mod testing;
 pub mod wire;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, RunsOn};
 pub use error::Error;
 pub use handler::Handler;
 pub use http::{header, HeaderMap, Method, StatusCode};
+pub use logging::{LogLevel, Logger};
 pub use request::{Environ, Request};
 pub use request_body::RequestBody;
 pub use response::{internal_redirect, Html, IntoResponse, Json, ReasonPhrase, Redirect, Response};
@@ -49,5 +56,5 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{call, dispatch, init, shutdown};
+    pub use crate::export::{call, check, dispatch, init, shutdown};
 }

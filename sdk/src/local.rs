@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use crate::abi;
 use crate::error::Failure;
 use crate::handler::Handler;
+use crate::logging::{CallLog, LogLine, Target};
 use crate::request::{Environ, Request};
 use crate::response::Response;
 use crate::response_body::Kind;
@@ -85,8 +86,9 @@ impl LocalRequest {
         environ
     }
 
-    /// Calls `handler` with this request, as the module would.
-    pub fn call(&self, handler: &dyn Handler) -> Response {
+    /// Calls `handler` with this request, as the module would; the request's log lines go to
+    /// `log`.
+    pub fn call(&self, handler: &dyn Handler, log: Target) -> Response {
         let environ = self.environ();
         let pairs: Vec<abi::Pair> = environ
             .iter()
@@ -102,7 +104,8 @@ impl LocalRequest {
             data: self.body.as_ptr(),
         }];
         let segments: &[abi::BodySegment] = if self.body.is_empty() { &[] } else { &body };
-        handler.handle(&Request::new(Environ::new(&pairs), segments))
+        let log = CallLog::new(log);
+        handler.handle(&Request::new(Environ::new(&pairs), segments, &log))
     }
 }
 
@@ -124,6 +127,9 @@ pub struct Collected {
     pub failure: Option<String>,
     /// Set when a streamed body ended with an error: the message.
     pub stream_error: Option<String>,
+    /// What the app logged for the request ([`Request::log`], [`Request::logger`]), its
+    /// stream included, in order; filled by [`TestClient`](crate::testing::TestClient) only.
+    pub log: Vec<LogLine>,
 }
 
 /// Turns an app's response into what the client would get: streams read to the end, files
@@ -140,6 +146,7 @@ pub(crate) fn collect(response: Response) -> Collected {
             .get::<Failure>()
             .map(|Failure(message)| message.clone()),
         stream_error: None,
+        log: Vec::new(),
     };
     if collected.failure.is_some() {
         collected.status = StatusCode::INTERNAL_SERVER_ERROR;

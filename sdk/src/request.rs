@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::abi;
 use crate::error::Error;
+use crate::logging::{CallLog, LogLevel, Logger};
 use crate::request_body::RequestBody;
 
 #[doc = include_str!("../ENVIRON.md")]
@@ -70,14 +71,21 @@ pub struct Request<'a> {
     body: &'a [abi::BodySegment],
     /// Path parameters of the matched route.
     params: Vec<(String, String)>,
+    /// Where this request's log lines go: the call's handle, live while the request is.
+    log: &'a CallLog,
 }
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(environ: Environ<'a>, body: &'a [abi::BodySegment]) -> Self {
+    pub(crate) fn new(
+        environ: Environ<'a>,
+        body: &'a [abi::BodySegment],
+        log: &'a CallLog,
+    ) -> Self {
         Request {
             environ,
             body,
             params: Vec::new(),
+            log,
         }
     }
 
@@ -229,11 +237,15 @@ impl<'a> Request<'a> {
         self.environ
     }
 
-    /// The request method; a method nginx accepted but `http` cannot represent reads as an
-    /// extension method of the same name.
+    /// The request method. Every method nginx accepts parses, extension methods included
+    /// (`PROPFIND`, `M-SEARCH`: [`http::Method::from_bytes`] takes any HTTP token). A request
+    /// built by hand without `REQUEST_METHOD`, or with a value that is not a token (which nginx
+    /// never passes), reads as GET, the default WSGI frameworks such as Werkzeug use too.
     pub fn method(&self) -> http::Method {
-        let raw = self.environ.get("REQUEST_METHOD").unwrap_or(b"GET");
-        http::Method::from_bytes(raw).unwrap_or(http::Method::GET)
+        self.environ
+            .get("REQUEST_METHOD")
+            .and_then(|raw| http::Method::from_bytes(raw).ok())
+            .unwrap_or(http::Method::GET)
     }
 
     /// Where the app is mounted (`SCRIPT_NAME`): "" at the root, else a prefix such as "/api".
@@ -250,6 +262,35 @@ impl<'a> Request<'a> {
     /// The raw query string, without "?".
     pub fn query_string(&self) -> &'a [u8] {
         self.environ.get("QUERY_STRING").unwrap_or(b"")
+    }
+
+    /// Writes `message` (text, or `format_args!(...)`) to nginx's error log at `level`, naming
+    /// the app and this request's id. To log after the handler returns, from a streamed body,
+    /// see [`Request::logger`].
+    pub fn log(&self, level: LogLevel, message: impl std::fmt::Display) {
+        self.log.log(level, &message.to_string());
+    }
+
+    /// A [`Logger`] whose lines name this request, for as long as the request lasts: until
+    /// the handler's response is handed to nginx, or, for a streamed body, until nginx is done
+    /// with the stream. Move it into a stream to log as it runs:
+    ///
+    /// ```
+    /// use gateway::{Body, Request};
+    ///
+    /// fn countdown(request: &Request) -> Body {
+    ///     let log = request.logger();
+    ///     Body::from_iter((0..3).rev().map(move |left| {
+    ///         log.debug(format_args!("{left} to go"));
+    ///         format!("{left}\n")
+    ///     }))
+    /// }
+    /// ```
+    ///
+    /// The logger may be kept longer (it is `'static`), but once the request is over its lines
+    /// no longer name it, nor the app: nginx has forgotten the request by then.
+    pub fn logger(&self) -> Logger {
+        self.log.logger()
     }
 
     /// A request header by name, case-insensitively (`"user-agent"` reads `HTTP_USER_AGENT`).
@@ -290,4 +331,44 @@ fn percent_encode_unsafe(raw: &[u8]) -> Vec<u8> {
         }
     }
     encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::Target;
+
+    fn method_of(environ: &[(&str, &[u8])]) -> http::Method {
+        let pairs: Vec<abi::Pair> = environ
+            .iter()
+            .map(|(name, value)| abi::Pair {
+                name: abi::Bytes::new(name.as_bytes()),
+                value: abi::Bytes::new(value),
+            })
+            .collect();
+        let log = CallLog::new(Target::Stderr);
+        Request::new(Environ::new(&pairs), &[], &log).method()
+    }
+
+    #[test]
+    fn every_method_nginx_accepts_parses_as_itself() {
+        // nginx accepts methods of A-Z, '_' and '-', of any length.
+        let long = "A".repeat(100);
+        for method in ["GET", "DELETE", "PROPFIND", "M-SEARCH", "X_CUSTOM", &long] {
+            let parsed = method_of(&[("REQUEST_METHOD", method.as_bytes())]);
+            assert_eq!(parsed.as_str(), method);
+        }
+        assert_eq!(
+            method_of(&[("REQUEST_METHOD", b"POST")]),
+            http::Method::POST
+        );
+    }
+
+    #[test]
+    fn a_hand_built_request_without_a_valid_method_reads_as_get() {
+        assert_eq!(method_of(&[]), http::Method::GET);
+        for raw in [&b""[..], b"BAD METHOD", b"G\xc3\xa9T", b"GET\r\n"] {
+            assert_eq!(method_of(&[("REQUEST_METHOD", raw)]), http::Method::GET);
+        }
+    }
 }

@@ -13,14 +13,82 @@
 //! assert_eq!(response.status, 200);
 //! assert_eq!(response.text(), "Hello, World!\n");
 //! ```
+//!
+//! What a request logs is in its response's [`log`](TestResponse::log); what an init logs,
+//! in a [`CapturedLog`]; [`check`] runs a configuration check as `nginx -t` would:
+//!
+//! ```
+//! use gateway::testing::{check, CapturedLog, LogLine};
+//! use gateway::{Config, ConfigError, LogLevel};
+//!
+//! fn validate(config: &Config) -> Result<(), ConfigError> {
+//!     config.parse::<u16>("port").map(|_| ())
+//! }
+//!
+//! fn start(config: &Config) -> Result<impl gateway::Handler, ConfigError> {
+//!     config.logger().info("started");
+//!     Ok(|_: &gateway::Request| "hi\n")
+//! }
+//!
+//! assert_eq!(
+//!     check(validate, &Config::from_pairs([("port", "http")])),
+//!     Err("check failed: setting port = \"http\" is invalid: invalid digit found in string".into())
+//! );
+//!
+//! let log = CapturedLog::new();
+//! start(&Config::default().with_logger(log.logger())).unwrap();
+//! assert_eq!(
+//!     log.lines(),
+//!     [LogLine { level: LogLevel::Info, message: "started".into() }]
+//! );
+//! ```
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::config::{Config, ConfigError};
 use crate::handler::Handler;
 use crate::local::{collect, LocalRequest};
+use crate::logging::{Logger, Target};
 
 pub use crate::local::Collected as TestResponse;
+pub use crate::logging::LogLine;
+
+/// Runs `check` (what [`app!`](crate::app)'s `check = ...` names) on `config` as nginx does
+/// when it reads its configuration: in no worker ([`Config::worker`] is `None`), a panic
+/// caught. `Err` holds the message nginx would refuse the configuration with.
+pub fn check<C>(check: C, config: &Config) -> Result<(), String>
+where
+    C: FnOnce(&Config) -> Result<(), ConfigError>,
+{
+    crate::export::run_check(check, &config.clone().with_worker(None))
+}
+
+/// Keeps in memory what is logged through its [`Logger`]s, for a test to look at: give
+/// [`CapturedLog::logger`] to the app's init with [`Config::with_logger`]. Clones share the
+/// lines.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedLog(Arc<Mutex<Vec<LogLine>>>);
+
+impl CapturedLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        CapturedLog::default()
+    }
+
+    /// A logger whose lines are kept here.
+    pub fn logger(&self) -> Logger {
+        Logger::new(Target::Capture(self.0.clone()))
+    }
+
+    /// The lines logged so far, in order.
+    pub fn lines(&self) -> Vec<LogLine> {
+        self.0.lock().clone()
+    }
+}
 
 /// An app under test.
 pub struct TestClient {
@@ -134,9 +202,16 @@ impl TestRequest<'_> {
             .body(body)
     }
 
-    /// Calls the app; panics in it reach the test, as they should.
+    /// Calls the app; panics in it reach the test, as they should. The response's `log` has
+    /// what the app logged for the request, from its stream too.
     pub fn send(self) -> TestResponse {
-        collect(self.request.call(self.client.handler.as_ref()))
+        let log = CapturedLog::new();
+        let response = self
+            .request
+            .call(self.client.handler.as_ref(), Target::Capture(log.0.clone()));
+        let mut collected = collect(response);
+        collected.log = log.lines();
+        collected
     }
 }
 

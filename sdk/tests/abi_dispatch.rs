@@ -1,12 +1,13 @@
 //! Drives the app side of the ABI the way the module does, with a host of our own: the
 //! environ goes in, and a response (or a failure) comes out through the host's functions.
 
+use std::convert::Infallible;
 use std::io::{BufRead, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 
 use gateway::abi;
-use gateway::{header, IntoResponse, Request, StatusCode};
+use gateway::{header, IntoResponse, LogLevel, Request, RunsOn, StatusCode};
 
 /// What the fake host saw of one completed call.
 #[derive(Debug, Default, PartialEq)]
@@ -21,10 +22,41 @@ struct Completion {
     flushes: Vec<bool>,
     stream_error: Option<String>,
     failure: Option<String>,
+    /// What was logged with the call's handle, as level and message, until its release.
+    log: Vec<(u32, String)>,
 }
 
-/// The tests' call handle: the host writes the completion into it.
-struct FakeCall(Mutex<Option<Completion>>);
+/// The tests' module handle: a call's (the host writes the completion into it) or a setup's
+/// log handle; `Host::log` records lines into either.
+#[derive(Default)]
+struct FakeCall {
+    completion: Mutex<Option<Completion>>,
+    log: Mutex<Vec<(u32, String)>>,
+}
+
+impl FakeCall {
+    fn handle(&self) -> *mut abi::Call {
+        (self as *const FakeCall).cast_mut().cast()
+    }
+
+    fn completion(self) -> Completion {
+        let mut done = self
+            .completion
+            .into_inner()
+            .unwrap()
+            .expect("the call was completed before dispatch returned");
+        done.log = self.log.into_inner().unwrap();
+        done
+    }
+}
+
+/// Lines logged with a null handle: by loggers whose handle has ended. Tests run in
+/// parallel, so each looks for its own message.
+static UNNAMED: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+fn logged_unnamed(message: &str) -> bool {
+    UNNAMED.lock().unwrap().iter().any(|(_, m)| m == message)
+}
 
 unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Response) {
     let call = unsafe { &*call.cast::<FakeCall>() };
@@ -69,23 +101,58 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
         assert!(response.stream_next.is_none());
     }
     unsafe { (response.release)(response.owner) };
-    *call.0.lock().unwrap() = Some(completion);
+    *call.completion.lock().unwrap() = Some(completion);
 }
 
 unsafe extern "C" fn fail(call: *mut abi::Call, _cause: u32, message: abi::Bytes) {
     let call = unsafe { &*call.cast::<FakeCall>() };
     let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
-    *call.0.lock().unwrap() = Some(Completion {
+    *call.completion.lock().unwrap() = Some(Completion {
         failure: Some(message),
         ..Completion::default()
     });
+}
+
+/// Ignored: this host pulls a stream to its end at once, and the SDK's streams never answer
+/// `STREAM_PENDING`.
+unsafe extern "C" fn wake(_call: *mut abi::Call) {}
+
+unsafe extern "C" fn log(call: *mut abi::Call, level: u32, message: abi::Bytes) {
+    let line = (
+        level,
+        String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned(),
+    );
+    match unsafe { call.cast::<FakeCall>().as_ref() } {
+        Some(call) => call.log.lock().unwrap().push(line),
+        None => UNNAMED.lock().unwrap().push(line),
+    }
 }
 
 static HOST: abi::Host = abi::Host {
     abi_minor: abi::ABI_MINOR,
     respond,
     fail,
+    wake,
+    log,
 };
+
+/// The host table of a module of ABI 1.0, as it was: it ends at `fail`.
+#[repr(C)]
+struct Host1_0 {
+    abi_minor: u32,
+    respond: unsafe extern "C" fn(*mut abi::Call, *const abi::Response),
+    fail: unsafe extern "C" fn(*mut abi::Call, u32, abi::Bytes),
+}
+
+static HOST_1_0: Host1_0 = Host1_0 {
+    abi_minor: 0,
+    respond,
+    fail,
+};
+
+fn host_1_0() -> *const abi::Host {
+    (&HOST_1_0 as *const Host1_0).cast()
+}
 
 fn run<H, R>(environ: &[(&str, &[u8])], handler: H) -> Completion
 where
@@ -104,6 +171,20 @@ where
     H: FnOnce(&Request<'_>) -> R,
     R: IntoResponse,
 {
+    run_on(&HOST, environ, body, handler)
+}
+
+/// Dispatches one call as a module with host table `host` does.
+fn run_on<H, R>(
+    host: *const abi::Host,
+    environ: &[(&str, &[u8])],
+    body: &[abi::BodySegment],
+    handler: H,
+) -> Completion
+where
+    H: FnOnce(&Request<'_>) -> R,
+    R: IntoResponse,
+{
     let pairs: Vec<abi::Pair> = environ
         .iter()
         .map(|(name, value)| abi::Pair {
@@ -112,19 +193,15 @@ where
         })
         .collect();
     let request = abi::Request {
-        host: &HOST,
+        host,
         environ: pairs.as_ptr(),
         environ_len: pairs.len(),
         body: body.as_ptr(),
         body_len: body.len(),
     };
-    let call = FakeCall(Mutex::new(None));
-    let handle = (&call as *const FakeCall).cast_mut().cast::<abi::Call>();
-    unsafe { gateway::__private::dispatch(handle, &request, handler) };
-    call.0
-        .into_inner()
-        .unwrap()
-        .expect("the call was completed before dispatch returned")
+    let call = FakeCall::default();
+    unsafe { gateway::__private::dispatch(call.handle(), &request, handler) };
+    call.completion()
 }
 
 #[test]
@@ -435,13 +512,27 @@ unsafe extern "C" fn setup_fail(setup: *const abi::Setup, message: abi::Bytes) {
         Some(String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned());
 }
 
-/// Runs the SDK's init with `params` and `make`, as the module does in a worker.
-fn init_instance<M, H, E>(params: &[(&str, &str)], make: M) -> Result<*mut std::ffi::c_void, String>
-where
-    M: FnOnce(&gateway::Config) -> Result<H, E>,
-    H: gateway::Handler,
-    E: std::fmt::Display,
-{
+/// What a fake module passes in a `Setup` besides the settings.
+struct Runs {
+    runs_on: u32,
+    threads: u32,
+    worker: u32,
+}
+
+const IN_WORKER_0: Runs = Runs {
+    runs_on: abi::RUNS_ON_EVENT_LOOP,
+    threads: 0,
+    worker: 0,
+};
+
+/// Calls `entry` (an init or a check) with a `Setup` of `params` and `runs`, as a module of
+/// the current minor does; returns its result, the message it failed with, and the lines
+/// logged with the setup's log handle.
+fn with_setup(
+    params: &[(&str, &str)],
+    runs: Runs,
+    entry: impl FnOnce(*const abi::Setup) -> i32,
+) -> (i32, Option<String>, Vec<(u32, String)>) {
     let pairs: Vec<abi::Pair> = params
         .iter()
         .map(|(name, value)| abi::Pair {
@@ -450,22 +541,59 @@ where
         })
         .collect();
     let failure = Mutex::new(None::<String>);
+    let log_handle = FakeCall::default();
     let setup = abi::Setup {
         host: &HOST,
         params: pairs.as_ptr(),
         params_len: pairs.len(),
         fail: setup_fail,
         context: (&failure as *const Mutex<Option<String>>).cast_mut().cast(),
+        runs_on: runs.runs_on,
+        threads: runs.threads,
+        worker: runs.worker,
+        log_handle: log_handle.handle(),
     };
+    let rc = entry(&setup);
+    (
+        rc,
+        failure.into_inner().unwrap(),
+        log_handle.log.into_inner().unwrap(),
+    )
+}
+
+/// Runs the SDK's init with `params` and `make`, as the module does in a worker.
+fn init_instance<M, H, E>(params: &[(&str, &str)], make: M) -> Result<*mut std::ffi::c_void, String>
+where
+    M: FnOnce(&gateway::Config) -> Result<H, E>,
+    H: gateway::Handler,
+    E: std::fmt::Display,
+{
     let mut instance = std::ptr::null_mut();
-    let rc = unsafe { gateway::__private::init(&setup, &mut instance, make) };
+    let (rc, failure, _) = with_setup(params, IN_WORKER_0, |setup| unsafe {
+        gateway::__private::init(setup, &mut instance, "test-app", make)
+    });
     match rc {
         0 => Ok(instance),
-        _ => Err(failure
-            .into_inner()
-            .unwrap()
-            .expect("a failed init says why")),
+        _ => Err(failure.expect("a failed init says why")),
     }
+}
+
+/// Calls `instance` with a request for `path`, as the module does.
+fn call_instance(instance: *mut std::ffi::c_void, path: &str) -> Completion {
+    let pairs = [abi::Pair {
+        name: abi::Bytes::new(b"PATH_INFO"),
+        value: abi::Bytes::new(path.as_bytes()),
+    }];
+    let request = abi::Request {
+        host: &HOST,
+        environ: pairs.as_ptr(),
+        environ_len: 1,
+        body: std::ptr::null(),
+        body_len: 0,
+    };
+    let call = FakeCall::default();
+    unsafe { gateway::__private::call(instance, call.handle(), &request) };
+    call.completion()
 }
 
 struct Greeter {
@@ -497,22 +625,8 @@ fn instances_are_built_from_settings_called_and_shut_down() {
     })
     .unwrap();
 
-    let pairs = [abi::Pair {
-        name: abi::Bytes::new(b"PATH_INFO"),
-        value: abi::Bytes::new(b"/you"),
-    }];
-    let request = abi::Request {
-        host: &HOST,
-        environ: pairs.as_ptr(),
-        environ_len: 1,
-        body: std::ptr::null(),
-        body_len: 0,
-    };
-    let call = FakeCall(Mutex::new(None));
-    let handle = (&call as *const FakeCall).cast_mut().cast::<abi::Call>();
-    unsafe { gateway::__private::call(instance, handle, &request) };
     assert_eq!(
-        call.0.into_inner().unwrap().unwrap().body,
+        call_instance(instance, "/you").body,
         b"Hello, /you!",
         "the last setting wins"
     );
@@ -552,4 +666,258 @@ fn init_errors_and_panics_are_reported() {
             && message.ends_with(": no database"),
         "{message}"
     );
+}
+
+#[test]
+fn request_lines_are_logged_with_the_call_handle() {
+    let done = run(&[], |request| {
+        request.log(LogLevel::Warn, "careful");
+        let logger = request.logger();
+        logger.info(format_args!("n = {}", 3));
+        logger.trace("fine detail");
+        "ok"
+    });
+    assert_eq!(
+        done.log,
+        vec![
+            (abi::LOG_WARN, "careful".to_string()),
+            (abi::LOG_INFO, "n = 3".to_string()),
+            (abi::LOG_TRACE, "fine detail".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn a_request_logger_kept_past_its_call_no_longer_uses_the_handle() {
+    // Answered with bytes, failed, and panicked: each completes the call, which ends its
+    // handle, so later lines go out with a null handle instead.
+    let kept = Mutex::new(Vec::new());
+    let done = run(&[], |request| {
+        kept.lock().unwrap().push(request.logger());
+        "bytes"
+    });
+    assert_eq!(done.body, b"bytes");
+    let done = run(&[], |request| {
+        kept.lock().unwrap().push(request.logger());
+        gateway::Error::internal("failed")
+    });
+    assert_eq!(done.failure.as_deref(), Some("failed"));
+    let done = run(&[], |request| -> &'static str {
+        kept.lock().unwrap().push(request.logger());
+        panic!("panicked")
+    });
+    assert!(done.failure.is_some());
+
+    for (i, logger) in kept.into_inner().unwrap().iter().enumerate() {
+        let message = format!("kept logger {i} after its call");
+        logger.error(&message);
+        assert!(logged_unnamed(&message), "{message}");
+    }
+}
+
+#[test]
+fn a_stream_logs_with_the_call_handle_until_its_release() {
+    let kept = Mutex::new(None);
+    let done = run(&[], |request| {
+        let logger = request.logger();
+        *kept.lock().unwrap() = Some(logger.clone());
+        gateway::Body::from_iter((1..=2).map(move |i| {
+            logger.debug(format_args!("chunk {i}"));
+            format!("{i}\n")
+        }))
+    });
+    assert_eq!(done.body, b"1\n2\n");
+    assert_eq!(
+        done.log,
+        vec![
+            (abi::LOG_DEBUG, "chunk 1".to_string()),
+            (abi::LOG_DEBUG, "chunk 2".to_string()),
+        ]
+    );
+    let message = "stream logger after its release";
+    kept.into_inner().unwrap().unwrap().warn(message);
+    assert!(logged_unnamed(message));
+}
+
+#[test]
+fn a_module_of_abi_1_0_is_never_asked_to_log() {
+    // Its table has no `log`: lines go to stderr, and the call completes as ever.
+    let done = run_on(host_1_0(), &[], &[], |request| {
+        request.log(LogLevel::Info, "to stderr");
+        request.logger().info("to stderr too");
+        "ok"
+    });
+    assert_eq!((done.status, done.body.as_slice()), (200, &b"ok"[..]));
+    assert!(done.log.is_empty());
+}
+
+#[test]
+fn init_sees_how_the_instance_runs_and_logs_with_the_setup_handle() {
+    let seen = Mutex::new(None);
+    let mut instance = std::ptr::null_mut();
+    let runs = Runs {
+        runs_on: abi::RUNS_ON_THREAD_POOL,
+        threads: 4,
+        worker: 2,
+    };
+    let (rc, failure, log) = with_setup(&[], runs, |setup| unsafe {
+        gateway::__private::init(setup, &mut instance, "test-app", |config| {
+            *seen.lock().unwrap() = Some((config.runs_on(), config.worker()));
+            config.logger().info("starting");
+            let logger = config.logger();
+            Ok::<_, Infallible>(move |_: &Request<'_>| {
+                logger.info("instance line");
+                "ok"
+            })
+        })
+    });
+    assert_eq!((rc, failure), (0, None));
+    assert_eq!(
+        seen.into_inner().unwrap(),
+        Some((Some(RunsOn::ThreadPool { threads: 4 }), Some(2)))
+    );
+    assert_eq!(log, vec![(abi::LOG_INFO, "starting".to_string())]);
+    unsafe { gateway::__private::shutdown(instance) };
+}
+
+#[test]
+fn the_instance_logger_outlives_shutdown_without_its_handle() {
+    static MESSAGE: &str = "instance logger after shutdown";
+    let kept = std::sync::Arc::new(Mutex::new(None));
+    let keep = kept.clone();
+    let instance = init_instance(&[], move |config| {
+        *keep.lock().unwrap() = Some(config.logger());
+        Ok::<_, Infallible>(|_: &Request<'_>| "ok")
+    })
+    .unwrap();
+    unsafe { gateway::__private::shutdown(instance) };
+    kept.lock().unwrap().as_ref().unwrap().info(MESSAGE);
+    assert!(logged_unnamed(MESSAGE));
+}
+
+#[test]
+fn a_setup_of_abi_1_0_is_read_only_up_to_its_end() {
+    /// A module of ABI 1.0's `Setup`, as it was: it ends at `context`.
+    #[repr(C)]
+    struct Setup1_0 {
+        host: *const abi::Host,
+        params: *const abi::Pair,
+        params_len: usize,
+        fail: unsafe extern "C" fn(*const abi::Setup, abi::Bytes),
+        context: *mut std::ffi::c_void,
+    }
+    let pairs = [abi::Pair {
+        name: abi::Bytes::new(b"greeting"),
+        value: abi::Bytes::new(b"Hi"),
+    }];
+    let failure = Mutex::new(None::<String>);
+    let setup = Setup1_0 {
+        host: host_1_0(),
+        params: pairs.as_ptr(),
+        params_len: pairs.len(),
+        fail: setup_fail,
+        context: (&failure as *const Mutex<Option<String>>).cast_mut().cast(),
+    };
+    let seen = Mutex::new(None);
+    let mut instance = std::ptr::null_mut();
+    let rc = unsafe {
+        gateway::__private::init(
+            (&setup as *const Setup1_0).cast(),
+            &mut instance,
+            "test-app",
+            |config| {
+                config.logger().info("to stderr");
+                *seen.lock().unwrap() = Some((
+                    config.get("greeting").map(str::to_string),
+                    config.runs_on(),
+                    config.worker(),
+                ));
+                Ok::<_, Infallible>(|_: &Request<'_>| "ok")
+            },
+        )
+    };
+    assert_eq!(rc, 0);
+    assert_eq!(
+        seen.into_inner().unwrap(),
+        Some((Some("Hi".to_string()), None, None))
+    );
+    unsafe { gateway::__private::shutdown(instance) };
+}
+
+// The app! form with a configuration check, as an app library exports it.
+fn validate(config: &gateway::Config) -> Result<(), gateway::ConfigError> {
+    assert_eq!(config.worker(), None, "the check runs in no worker");
+    if config.get("explode").is_some() {
+        panic!("exploded on purpose");
+    }
+    config
+        .logger()
+        .warn(format_args!("checking on {:?}", config.runs_on()));
+    config.require("greeting").map(drop)
+}
+
+fn start_greeter(config: &gateway::Config) -> Result<Greeter, gateway::ConfigError> {
+    static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    Ok(Greeter {
+        greeting: config.require("greeting")?.to_string(),
+        dropped: &DROPPED,
+    })
+}
+
+gateway::app!(init = start_greeter, check = validate);
+
+const IN_CHECK: Runs = Runs {
+    runs_on: abi::RUNS_ON_THREAD_POOL,
+    threads: 8,
+    worker: abi::NO_WORKER,
+};
+
+#[test]
+fn the_exported_check_accepts_or_refuses_a_location_settings() {
+    let check = ngx_gateway_app
+        .check
+        .expect("app! with check = exports one");
+    let (rc, failure, log) = with_setup(&[("greeting", "Hi")], IN_CHECK, |setup| unsafe {
+        check(setup)
+    });
+    assert_eq!((rc, failure), (0, None));
+    assert_eq!(
+        log,
+        vec![(
+            abi::LOG_WARN,
+            "checking on Some(ThreadPool { threads: 8 })".to_string()
+        )]
+    );
+
+    let (rc, failure, _) = with_setup(&[], IN_CHECK, |setup| unsafe { check(setup) });
+    assert_eq!(rc, 1);
+    assert_eq!(
+        failure.as_deref(),
+        Some(
+            "check failed: missing setting: add `gateway_app_param greeting ...;` to the location"
+        )
+    );
+
+    let (rc, failure, _) = with_setup(&[("explode", "")], IN_CHECK, |setup| unsafe {
+        check(setup)
+    });
+    assert_eq!(rc, 1);
+    let failure = failure.unwrap();
+    assert!(
+        failure.starts_with("check panicked at sdk/tests/abi_dispatch.rs:")
+            && failure.ends_with(": exploded on purpose"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn the_exported_init_and_call_serve_the_app() {
+    assert_eq!(ngx_gateway_app.abi_minor, abi::ABI_MINOR);
+    let mut instance = std::ptr::null_mut();
+    let (rc, failure, _) = with_setup(&[("greeting", "Hey")], IN_WORKER_0, |setup| unsafe {
+        (ngx_gateway_app.init)(setup, &mut instance)
+    });
+    assert_eq!((rc, failure), (0, None));
+    assert_eq!(call_instance(instance, "/there").body, b"Hey, /there!");
+    unsafe { (ngx_gateway_app.shutdown)(instance) };
 }

@@ -3,8 +3,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use gateway::testing::TestClient;
-use gateway::{get, post, Error, Json, Redirect, Request, Router, StatusCode, Templates};
+use gateway::testing::{check, CapturedLog, LogLine, TestClient};
+use gateway::{
+    get, post, Body, Config, ConfigError, Error, Json, LogLevel, Redirect, Request, Router, RunsOn,
+    StatusCode, Templates,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Default)]
@@ -263,4 +266,120 @@ fn templates_render_escape_and_refuse_escaping_names() {
         "changed <b>Ada</b>"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn what_a_request_logs_is_in_its_test_response() {
+    let client = TestClient::new(|request: &Request| {
+        request.log(LogLevel::Warn, format_args!("{} seen", request.method()));
+        let log = request.logger();
+        Body::from_iter((1..=2).map(move |i| {
+            log.debug(format_args!("chunk {i}"));
+            format!("{i}\n")
+        }))
+    });
+    let response = client.get("/").send();
+    assert_eq!(response.text(), "1\n2\n");
+    let line = |level, message: &str| LogLine {
+        level,
+        message: message.to_string(),
+    };
+    assert_eq!(
+        response.log,
+        [
+            line(LogLevel::Warn, "GET seen"),
+            line(LogLevel::Debug, "chunk 1"),
+            line(LogLevel::Debug, "chunk 2"),
+        ]
+    );
+    assert!(
+        client.get("/").send().log.len() == 3,
+        "one response's lines only"
+    );
+}
+
+/// An app's init, with what nginx tells it about how it runs.
+fn start(config: &Config) -> Result<impl gateway::Handler, ConfigError> {
+    let threads = match config.runs_on() {
+        Some(RunsOn::ThreadPool { threads }) => threads,
+        _ => 1,
+    };
+    let log = config.logger();
+    log.info(format_args!(
+        "worker {:?}, {threads} thread(s)",
+        config.worker()
+    ));
+    Ok(move |_: &Request| {
+        log.info("called");
+        "ok\n"
+    })
+}
+
+#[test]
+fn an_init_logs_through_a_captured_logger() {
+    let captured = CapturedLog::new();
+    let config = Config::from_pairs([("a", "1")])
+        .with_runs_on(RunsOn::ThreadPool { threads: 4 })
+        .with_worker(Some(3))
+        .with_logger(captured.logger());
+    let client = TestClient::new(start(&config).unwrap());
+    assert_eq!(client.get("/").send().text(), "ok\n");
+    assert_eq!(
+        captured.lines(),
+        [
+            LogLine {
+                level: LogLevel::Info,
+                message: "worker Some(3), 4 thread(s)".into()
+            },
+            LogLine {
+                level: LogLevel::Info,
+                message: "called".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_config_built_without_nginx_is_worker_0_on_the_event_loop() {
+    for config in [Config::default(), Config::from_pairs([("a", "1")])] {
+        assert_eq!(config.runs_on(), Some(RunsOn::EventLoop));
+        assert_eq!(config.worker(), Some(0));
+    }
+}
+
+fn validate(config: &Config) -> Result<(), ConfigError> {
+    if config.worker().is_some() {
+        panic!("the check ran in a worker");
+    }
+    config.parse::<u32>("repeat")?;
+    match config.get("mode") {
+        Some("fast" | "safe") | None => Ok(()),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "mode".into(),
+            value: other.into(),
+            reason: "expected fast or safe".into(),
+        }),
+    }
+}
+
+#[test]
+fn a_check_runs_as_nginx_runs_it() {
+    assert_eq!(
+        check(validate, &Config::from_pairs([("mode", "fast")])),
+        Ok(())
+    );
+    assert_eq!(
+        check(validate, &Config::from_pairs([("mode", "slow")])),
+        Err("check failed: setting mode = \"slow\" is invalid: expected fast or safe".into())
+    );
+    let panicked = check(
+        |_: &Config| -> Result<(), ConfigError> { panic!("no") },
+        &Config::default(),
+    )
+    .unwrap_err();
+    assert!(
+        panicked.starts_with("check panicked at sdk/tests/sdk_app.rs:")
+            && panicked.ends_with(": no"),
+        "{panicked}"
+    );
 }

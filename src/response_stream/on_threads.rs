@@ -1,6 +1,8 @@
 //! Pulling the stream of a location with `gateway_thread_pool` on that pool: one chunk at a
 //! time, each made on a thread and sent from the event loop, so the write-event backpressure
-//! holds while the app's code stays off the loop.
+//! holds while the app's code stays off the loop. While a pull is out the request is blocked
+//! ([`request_hold`]): a client that resets meanwhile cannot have nginx free the pump under
+//! the thread.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
@@ -9,13 +11,14 @@ use std::sync::Arc;
 use gateway::abi;
 use ngx::ffi::{
     ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_log_t,
-    ngx_msec_t, ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t,
-    NGX_ERROR, NGX_OK,
+    ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t, NGX_ERROR,
+    NGX_OK,
 };
 
 use super::{cut_short, pulled, pump_of, run, Pump, Turn};
 use crate::app_loader::App;
 use crate::panic_guard::guard;
+use crate::request_hold::{self, Unblocked, KEEP_WAITING_MS};
 use crate::{app_log, content_handler};
 
 /// Pulling a stream on a thread pool, one chunk at a time like on the event loop.
@@ -52,7 +55,7 @@ impl OffloadedPulls {
         let mut keep_alive: ngx_event_t = unsafe { std::mem::zeroed() };
         // SAFETY: a live request has a connection with a log.
         keep_alive.log = unsafe { (*r.connection).log };
-        keep_alive.handler = Some(keep_waiting);
+        keep_alive.handler = Some(request_hold::keep_waiting);
         Some(OffloadedPulls {
             pool,
             task,
@@ -91,18 +94,11 @@ impl OffloadedPulls {
             return cut_short(r);
         }
         self.pulling = true;
+        request_hold::block(r);
         // SAFETY: the event lives in the pump, in the pool, as long as the request.
-        unsafe { ngx_add_timer(&mut self.keep_alive, KEEP_ALIVE_MS) };
+        unsafe { ngx_add_timer(&mut self.keep_alive, KEEP_WAITING_MS) };
         Turn::Paused
     }
-}
-
-/// How often a pull that is out re-arms the timer that keeps a quitting worker waiting.
-const KEEP_ALIVE_MS: ngx_msec_t = 60_000;
-
-unsafe extern "C" fn keep_waiting(event: *mut ngx_event_t) {
-    // SAFETY: the event is live while its pull is out; nothing else to do but wait longer.
-    unsafe { ngx_add_timer(event, KEEP_ALIVE_MS) };
 }
 
 /// Runs on a thread of the pool: only the app's stream, writing into the pump's pull slots.
@@ -143,6 +139,11 @@ unsafe extern "C" fn pull_returned(event: *mut ngx_event_t) {
             if offload.keep_alive.timer_set() != 0 {
                 // SAFETY: the timer is set, on this event.
                 unsafe { ngx_del_timer(&mut offload.keep_alive) };
+            }
+            if request_hold::unblock(r) == Unblocked::Terminated {
+                // The client went away during the pull; the request, the pump and the
+                // pump's reference are gone with its termination.
+                return Turn::Paused;
             }
             let (status, chunk) = (offload.status, offload.chunk);
             match pulled(r, pump, status, chunk) {

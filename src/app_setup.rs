@@ -1,0 +1,108 @@
+//! What an app's `init` (in each worker) and `check` (at configuration time, in the master)
+//! get: the location's `gateway_app_param`s, how its calls run, and a way to say what failed.
+
+use std::ffi::c_void;
+
+use gateway::abi;
+
+use crate::call::HOST;
+use crate::directives::LocationConf;
+use crate::panic_guard::guard;
+
+/// Where the setup is used.
+#[derive(Clone, Copy)]
+pub enum Phase {
+    /// `check`, in the master.
+    Check,
+    /// `init`, in the worker of this number.
+    Worker(u32),
+}
+
+/// Runs `entry` (an app's `init` or `check`, named `what`) with the setup of `mount`; its
+/// non-zero result becomes the message the app gave, or a generic one.
+pub fn run(
+    mount: &LocationConf,
+    phase: Phase,
+    what: &str,
+    entry: impl FnOnce(&abi::Setup) -> i32,
+) -> Result<(), String> {
+    let params: Vec<abi::Pair> = mount
+        .app_params
+        .iter()
+        .map(|(name, value)| abi::Pair {
+            name: abi::Bytes::new(name),
+            value: abi::Bytes::new(value),
+        })
+        .collect();
+    let (runs_on, threads) = match mount.thread_pool {
+        Some(pool) => (abi::RUNS_ON_THREAD_POOL, threads_of(pool, mount)),
+        None => (abi::RUNS_ON_EVENT_LOOP, 0),
+    };
+    let log_handle = mount
+        .app
+        .as_ref()
+        .map_or(std::ptr::null_mut(), |app| app.log_handle());
+    let mut failure: Option<String> = None;
+    let setup = abi::Setup {
+        host: &HOST,
+        params: params.as_ptr(),
+        params_len: params.len(),
+        fail: setup_failed,
+        context: (&mut failure as *mut Option<String>).cast::<c_void>(),
+        runs_on,
+        threads,
+        worker: match phase {
+            Phase::Check => abi::NO_WORKER,
+            Phase::Worker(number) => number,
+        },
+        log_handle,
+    };
+    match entry(&setup) {
+        0 => Ok(()),
+        rc => Err(failure.unwrap_or_else(|| format!("{what} returned {rc} without saying why"))),
+    }
+}
+
+unsafe extern "C" fn setup_failed(setup: *const abi::Setup, message: abi::Bytes) {
+    let log = ngx::log::ngx_cycle_log().as_ptr();
+    guard(log, "init failure report", (), || {
+        // SAFETY: `context` is the `Option<String>` of `run`, alive during the entry's call.
+        let failure = unsafe { &mut *(*setup).context.cast::<Option<String>>() };
+        // SAFETY: the ABI makes `message` valid for the duration of this call.
+        *failure = Some(String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned());
+    })
+}
+
+/// How many threads the pool has. nginx keeps the pool's struct private to its .c file, so
+/// this mirrors its layout (unchanged from 1.7.11, when thread pools came, to 1.28) and
+/// trusts it only if the name it reads there is the one the location gave.
+#[cfg(ngx_feature = "threads")]
+fn threads_of(pool: crate::directives::ThreadPool, mount: &LocationConf) -> u32 {
+    use ngx::ffi::{
+        ngx_int_t, ngx_log_t, ngx_str_t, ngx_thread_cond_t, ngx_thread_mutex_t, ngx_uint_t,
+    };
+
+    #[repr(C)]
+    struct ThreadPoolLayout {
+        mtx: ngx_thread_mutex_t,
+        queue: [*mut c_void; 2],
+        waiting: ngx_int_t,
+        cond: ngx_thread_cond_t,
+        log: *mut ngx_log_t,
+        name: ngx_str_t,
+        threads: ngx_uint_t,
+    }
+    // SAFETY: `pool` is a live thread pool of this cycle; only its head, laid out as above,
+    // is read.
+    let layout = unsafe { &*pool.as_ptr().cast::<ThreadPoolLayout>() };
+    let expected = mount.thread_pool_name.as_deref().unwrap_or_default();
+    if layout.name.as_bytes() != expected {
+        return 0;
+    }
+    u32::try_from(layout.threads).unwrap_or(u32::MAX)
+}
+
+#[cfg(not(ngx_feature = "threads"))]
+fn threads_of(pool: crate::directives::ThreadPool, _: &LocationConf) -> u32 {
+    match pool {}
+}
