@@ -271,9 +271,14 @@ fn set_status_and_headers(r: &mut ngx_http_request_t, checked: &Checked) -> Opti
         }
         let header = push_header(r, ngx_string(pool_bytes::concat(&pool, &[name])?), value)?;
         // nginx's filters read these from their own fields: gzip skips an encoded body,
-        // not_modified and range compare ETag and Last-Modified.
+        // not_modified and range compare ETag and Last-Modified, and the header filters add
+        // their own Server and Date only when these are unset.
         if name.eq_ignore_ascii_case(b"content-encoding") {
             r.headers_out.content_encoding = header;
+        } else if name.eq_ignore_ascii_case(b"server") {
+            r.headers_out.server = header;
+        } else if name.eq_ignore_ascii_case(b"date") {
+            r.headers_out.date = header;
         } else if name.eq_ignore_ascii_case(b"etag") {
             r.headers_out.etag = header;
         } else if name.eq_ignore_ascii_case(b"last-modified") {

@@ -23,6 +23,20 @@ sub invalid {
     return qr/\[error\] .*gateway: app "\Q$app\E" returned an invalid response: $why \(request [0-9a-f]{32}\)/;
 }
 
+# Raw headers with exactly one line for each NAME (in any case), carrying its VALUE (a
+# string, or a qr// for the whole value): exactly_one(Server => "app/1", Date => qr/.+/).
+sub exactly_one {
+    my %want = @_;
+    my @checks = map {
+        my $name = $_;
+        my $value = ref $want{$name} ? $want{$name} : quotemeta $want{$name};
+        my $other = qr/(?:(?!(?i:\Q$name\E):)[^\r\n]*\r\n)*/;
+        qr/(?=$other(?i:\Q$name\E): $value\r\n$other\z)/;
+    } sort keys %want;
+    my $all = join '', @checks;
+    return qr/\A$all/;
+}
+
 no_shuffle();
 run_tests();
 
@@ -950,3 +964,44 @@ location /s/ {
 [$::Nginx500Body, "\\Astatus 200\n\\z"]
 --- error_log eval
 main::invalid("stream", 'internal redirect target "elsewhere" is neither a path nor a named location')
+
+
+
+=== TEST 44: an app's Server and Date go out once, instead of nginx's own
+--- config
+location /s/ {
+    gateway_app $TEST_NGINX_APPS/libstream.so;
+}
+--- request eval
+["GET /s/header?name=Server&value=app-server/1.0",
+ "GET /s/header?name=Date&value=Tue,%2001%20Jan%202030%2000:00:00%20GMT",
+ "GET /s/status?code=200"]
+--- raw_response_headers_like eval
+[main::exactly_one(Server => "app-server/1.0", Date => qr/[^\r\n]+ GMT/),
+ main::exactly_one(Server => qr/nginx[^\r\n]*/, Date => "Tue, 01 Jan 2030 00:00:00 GMT"),
+ main::exactly_one(Server => qr/nginx[^\r\n]*/, Date => qr/[^\r\n]+ GMT/)]
+--- response_headers eval
+["Server: app-server/1.0", "Date: Tue, 01 Jan 2030 00:00:00 GMT", ""]
+--- response_body eval
+["echoed\n", "echoed\n", "status 200\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 45: Server and Date in any case, from a raw-ABI app
+--- config
+location /raw {
+    gateway_app $TEST_NGINX_APPS/libraw_response.so;
+}
+--- request
+GET /raw?server-date
+--- raw_response_headers_like eval
+main::exactly_one(Server => "raw-app/2", Date => "Wed, 02 Jan 2030 03:04:05 GMT")
+--- response_headers
+Server: raw-app/2
+Date: Wed, 02 Jan 2030 03:04:05 GMT
+--- response_body
+dated
+--- no_error_log
+[error]
