@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use gateway::abi;
+use gateway_abi as abi;
 
 use crate::call::HOST;
 use crate::directives::LocationConf;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gateway::abi;
+use gateway_abi as abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t,

@@ -5,8 +5,8 @@
 //! request's pool. Nothing here allocates on the heap.
 
 use allocator_api2::vec::Vec as PoolVec;
-use gateway::abi::{Bytes, Pair};
-use gateway::wire::{self, HeaderEntry};
+use gateway_abi::{Bytes, Pair};
+use gateway_abi::wire::{self, HeaderEntry};
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_connection_local_sockaddr, ngx_http_complex_value, ngx_http_get_indexed_variable,
@@ -160,7 +160,7 @@ pub fn variable_value(r: &mut ngx_http_request_t, index: ngx_int_t) -> Option<&[
     })
 }
 
-/// One entry per request header, by the rules of [`gateway::wire::header_entry`]: a repeated
+/// One entry per request header, by the rules of [`gateway_abi::wire::header_entry`]: a repeated
 /// header becomes one entry, its values joined in order.
 fn add_headers(r: &ngx_http_request_t, environ: &mut Environ, pool: &Pool) -> Option<()> {
     let first_header = environ.len();

@@ -2,7 +2,7 @@
 //! segments that point at nginx's own buffers and temporary file: nothing is copied.
 
 use allocator_api2::vec::Vec as PoolVec;
-use gateway::abi::BodySegment;
+use gateway_abi::BodySegment;
 use ngx::core::Pool;
 use ngx::ffi::{ngx_buf_t, ngx_http_request_t};
 

@@ -5,8 +5,8 @@ use std::ffi::c_void;
 use std::fmt;
 use std::sync::Arc;
 
-use gateway::abi;
-use gateway::wire::{self, HeaderProblem};
+use gateway_abi as abi;
+use gateway_abi::wire::{self, HeaderProblem};
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_buf_t, ngx_chain_t, ngx_http_internal_redirect, ngx_http_named_location,
@@ -300,7 +300,7 @@ fn nginx_has_phrase(status: u16) -> bool {
 }
 
 fn standard_phrase(status: u16) -> &'static [u8] {
-    gateway::http::StatusCode::from_u16(status)
+    http::StatusCode::from_u16(status)
         .ok()
         .and_then(|status| status.canonical_reason())
         .unwrap_or("")

@@ -10,7 +10,7 @@ use std::ffi::c_void;
 use std::ptr::{addr_of, addr_of_mut, null_mut, NonNull};
 use std::sync::Arc;
 
-use gateway::abi;
+use gateway_abi as abi;
 use ngx::core::Pool;
 use ngx::ffi::{
     ngx_add_timer, ngx_chain_get_free_buf, ngx_chain_t, ngx_chain_update_chains, ngx_del_timer,

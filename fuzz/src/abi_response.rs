@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 use arbitrary::Arbitrary;
 use gateway::http::{HeaderName, HeaderValue, StatusCode};
-use gateway::wire::{self, HeaderProblem};
+use gateway_abi::wire::{self, HeaderProblem};
 use gateway::{abi, Body, Chunk, Error, IntoResponse, Redirect, Response};
 
 use crate::host::{self, Completion, StreamEnd};

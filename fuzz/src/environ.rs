@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use arbitrary::Arbitrary;
 use gateway::testing::TestClient;
-use gateway::wire::{self, HeaderEntry};
+use gateway_abi::wire::{self, HeaderEntry};
 use gateway::{get, IntoResponse, Request, Response, Router, StatusCode};
 
 use crate::reference;

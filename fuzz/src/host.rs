@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 
-use gateway::abi;
+use gateway_abi as abi;
 use gateway::{IntoResponse, Request};
 
 /// How a streamed body ended, as the host saw it.

@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use gateway::abi;
+use gateway_abi as abi;
 use gateway::{IntoResponse, Request, Response};
 use serde::Deserialize;
 

@@ -3,7 +3,7 @@
 //! validation, against the reference statements and the `http` crate.
 
 use arbitrary::Arbitrary;
-use gateway::wire::{self, HeaderEntry, HeaderProblem};
+use gateway_abi::wire::{self, HeaderEntry, HeaderProblem};
 
 use crate::reference;
 

@@ -18,7 +18,6 @@
 
 #![warn(missing_docs)]
 
-pub mod abi;
 mod config;
 #[cfg(feature = "dev-server")]
 pub mod dev;
@@ -36,8 +35,9 @@ mod response_body;
 mod router;
 mod templates;
 pub mod testing;
-pub mod wire;
 
+pub use gateway_abi as abi;
+pub use gateway_abi::wire;
 pub use config::{Config, ConfigError, RunsOn};
 pub use error::Error;
 pub use handler::Handler;

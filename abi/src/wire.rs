@@ -1,5 +1,5 @@
-//! The request and response rules the nginx module and the SDK's local runners
-//! ([`testing`](crate::testing), the development server) share, so an app sees the same
+//! The request and response rules the nginx module and the SDK's local runners (its
+//! `testing` client, the development server) share, so an app sees the same
 //! environ and the same checks wherever it runs. Pure functions over bytes, which the fuzz
 //! targets exercise directly.
 

@@ -44,6 +44,10 @@
 //! ([`Setup::runs_on`], [`Setup::threads`], [`Setup::worker`]), a handle for logging outside
 //! requests ([`Setup::log_handle`]) and the configuration-time [`AppDescriptor::check`].
 
+#![warn(missing_docs)]
+
+pub mod wire;
+
 use std::ffi::c_void;
 
 /// Name of the exported static [`AppDescriptor`] that makes a library an app.
