@@ -3,6 +3,7 @@
 //! the request's pool, in the module's context slot.
 
 use std::cell::Cell;
+use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,6 @@ use ngx::http::HttpModule;
 
 use crate::app_loader::App;
 use crate::directives::LocationConf;
-use crate::response_stream::Pump;
 use crate::{app_log, Module};
 
 pub struct CallRecord {
@@ -22,8 +22,9 @@ pub struct CallRecord {
     elapsed: Cell<Option<Duration>>,
     /// The status the app answered (or the module for it: 500, 503, 504).
     status: Cell<u16>,
-    /// The stream being sent, if the answer is one.
-    pub pump: Cell<*mut Pump>,
+    /// The stream being sent, if the answer is one: its state, which the response's stream
+    /// code owns and types (this is the request's one slot for the module).
+    pub stream: Cell<*mut c_void>,
 }
 
 impl CallRecord {
@@ -36,7 +37,7 @@ impl CallRecord {
             started: Instant::now(),
             elapsed: Cell::new(None),
             status: Cell::new(0),
-            pump: Cell::new(std::ptr::null_mut()),
+            stream: Cell::new(std::ptr::null_mut()),
         });
         if record.is_null() {
             return None;

@@ -5,13 +5,11 @@ use std::sync::Arc;
 use gateway_abi as abi;
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t,
-    ngx_http_run_posted_requests, ngx_int_t, NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE,
-    NGX_HTTP_SPECIAL_RESPONSE,
+    ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
+    NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 
-use crate::app_loader::App;
 use crate::call::{CallState, Outcome, HOST};
 use crate::call_record::CallRecord;
 use crate::directives::{Instance, LocationConf};
@@ -20,7 +18,7 @@ use crate::offload;
 use crate::panic_guard::guard;
 use crate::pending_call::{self, Call};
 use crate::response::INTERNAL_SERVER_ERROR;
-use crate::{app_log, environ, request_body, request_id, response, Module};
+use crate::{environ, request_body, request_id, response, Module};
 
 /// The content handler of every location with `gateway_app`: has nginx read the whole
 /// request body, then calls the app from `body_read`.
@@ -48,19 +46,6 @@ unsafe extern "C" fn body_read(r: *mut ngx_http_request_t) {
     });
     // SAFETY: reading the body took a reference on the request; this gives it back.
     unsafe { ngx_http_finalize_request(r, rc) };
-}
-
-/// Finalizes `r` from an event handler of our own (a thread task's return, a timer): nginx's
-/// request handler, which would run the requests that finalization posted (such as the
-/// termination of a failed one), is not on the stack, so run them here.
-pub fn finalize_from_event(r: &mut ngx_http_request_t, rc: ngx_int_t) {
-    let connection = r.connection;
-    // SAFETY: `r` is live and this call gives back one of its references; it may be freed
-    // after, and only the connection is used below.
-    unsafe {
-        ngx_http_finalize_request(r, rc);
-        ngx_http_run_posted_requests(connection);
-    }
 }
 
 fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
@@ -141,7 +126,7 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
     unsafe { (app.descriptor().call)(instance, handle, request) };
     match call.state.take() {
         Outcome::Pending => defer(r, conf, call),
-        outcome => finish(r, conf, app, outcome),
+        outcome => response::answer(r, conf, app, outcome),
     }
 }
 
@@ -156,41 +141,7 @@ fn defer(r: &mut ngx_http_request_t, conf: &LocationConf, call: Call) -> ngx_int
             // Out of memory: stop waiting; a later completion is only released.
             call.state.abandon_if_pending();
             let outcome = call.state.take();
-            finish(r, conf, &call.app, outcome)
+            response::answer(r, conf, &call.app, outcome)
         }
     }
-}
-
-/// Sends what the app answered, once its call returned, and records it.
-pub fn finish(
-    r: &mut ngx_http_request_t,
-    conf: &LocationConf,
-    app: &Arc<App>,
-    outcome: Outcome,
-) -> ngx_int_t {
-    let Some(record) = CallRecord::of(r) else {
-        return INTERNAL_SERVER_ERROR;
-    };
-    record.returned();
-    let rc = match outcome {
-        Outcome::Responded(response) => {
-            record.set_status(response.get().status);
-            response::send(r, app, response)
-        }
-        Outcome::Failed { message, panicked } => {
-            record.set_status(INTERNAL_SERVER_ERROR as u16);
-            if let Some(counters) = conf.counters.app() {
-                counters.failed(panicked);
-            }
-            app_log::error(r, app, format_args!("failed: {message}"));
-            INTERNAL_SERVER_ERROR
-        }
-        Outcome::Pending | Outcome::Abandoned | Outcome::CameLate | Outcome::Taken => {
-            record.set_status(INTERNAL_SERVER_ERROR as u16);
-            app_log::error(r, app, format_args!("call ended without an answer to send"));
-            INTERNAL_SERVER_ERROR
-        }
-    };
-    record.answered(r, conf);
-    rc
 }

@@ -5,19 +5,19 @@
 //! request's pool. Nothing here allocates on the heap.
 
 use allocator_api2::vec::Vec as PoolVec;
-use gateway_abi::{Bytes, Pair};
 use gateway_abi::wire::{self, HeaderEntry};
+use gateway_abi::{Bytes, Pair};
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_connection_local_sockaddr, ngx_http_complex_value, ngx_http_get_indexed_variable,
-    ngx_http_request_t, ngx_inet_get_port, ngx_int_t, ngx_str_t, NGINX_VERSION, NGX_LOG_INFO,
-    NGX_OK,
+    ngx_connection_local_sockaddr, ngx_http_complex_value, ngx_http_request_t, ngx_inet_get_port,
+    ngx_int_t, ngx_str_t, NGINX_VERSION, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{list_iterator, HttpModuleServerConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
 
 use crate::app_loader::App;
 use crate::directives::{EnvironVariables, LocationConf};
+use crate::nginx_variable::variable_value;
 use crate::{pool_bytes, request_id};
 
 /// Most entries the environ has besides request headers and `gateway_param`s.
@@ -141,23 +141,6 @@ fn port_text(pool: &Pool, port: u16) -> Option<&[u8]> {
         return Some(b"");
     }
     pool_bytes::decimal(pool, port.into())
-}
-
-/// The value of an indexed nginx variable, if it has one for this request.
-pub fn variable_value(r: &mut ngx_http_request_t, index: ngx_int_t) -> Option<&[u8]> {
-    // SAFETY: `index` was registered at configuration time; nginx caches the value in the
-    // request, which keeps it alive as long as the request.
-    let value = unsafe { ngx_http_get_indexed_variable(r, index as usize).as_ref() }?;
-    if value.not_found() != 0 || value.valid() == 0 {
-        return None;
-    }
-    let len = value.len() as usize;
-    // SAFETY: a found variable value is `len` bytes at `data`.
-    Some(if len == 0 {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(value.data, len) }
-    })
 }
 
 /// One entry per request header, by the rules of [`gateway_abi::wire::header_entry`]: a repeated

@@ -15,6 +15,7 @@ mod call_record;
 mod content_handler;
 mod directives;
 mod environ;
+mod nginx_variable;
 #[cfg(ngx_feature = "threads")]
 mod offload;
 mod panic_guard;
@@ -24,8 +25,6 @@ mod request_body;
 mod request_hold;
 mod request_id;
 mod response;
-mod response_file;
-mod response_stream;
 mod status;
 mod variables;
 mod worker;

@@ -23,11 +23,10 @@ use crate::app_loader::App;
 use crate::app_log;
 use crate::call::{self, CallState, Outcome, Waiter};
 use crate::call_record::CallRecord;
-use crate::content_handler::{self, finalize_from_event};
 use crate::directives::LocationConf;
 use crate::panic_guard::guard;
-use crate::request_hold::{self, Unblocked, KEEP_WAITING_MS};
-use crate::response::INTERNAL_SERVER_ERROR;
+use crate::request_hold::{self, finalize_from_event, Unblocked, KEEP_WAITING_MS};
+use crate::response::{self, INTERNAL_SERVER_ERROR};
 
 /// Calls this worker stopped waiting for; they finish detached.
 static TIMED_OUT: AtomicU64 = AtomicU64::new(0);
@@ -159,7 +158,7 @@ pub fn done(pending: NonNull<PendingCall>, outcome: Outcome) {
             status
         }
         None => guard(log, "call result", INTERNAL_SERVER_ERROR, || {
-            content_handler::finish(r, conf, &call.app, outcome)
+            response::answer(r, conf, &call.app, outcome)
         }),
     };
     drop(call);

@@ -6,9 +6,10 @@
 //! references and frees the request at once, unless it is `blocked`: then it only marks the
 //! connection as failed and leaves the rest to whoever unblocks it. A hold takes both.
 
-use ngx::ffi::{ngx_add_timer, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_msec_t, NGX_ERROR};
-
-use crate::content_handler::finalize_from_event;
+use ngx::ffi::{
+    ngx_add_timer, ngx_event_t, ngx_http_finalize_request, ngx_http_request_t,
+    ngx_http_run_posted_requests, ngx_int_t, ngx_msec_t, NGX_ERROR,
+};
 
 /// Holds `r`: nginx will not free it until [`unblock`] and a finalization give it back.
 pub fn hold(r: &mut ngx_http_request_t) {
@@ -60,4 +61,17 @@ pub const KEEP_WAITING_MS: ngx_msec_t = 60_000;
 pub unsafe extern "C" fn keep_waiting(event: *mut ngx_event_t) {
     // SAFETY: the event lives as long as its owner's work, which deletes the timer.
     unsafe { ngx_add_timer(event, KEEP_WAITING_MS) };
+}
+
+/// Finalizes `r` from an event handler of our own (a thread task's return, a timer): nginx's
+/// request handler, which would run the requests that finalization posted (such as the
+/// termination of a failed one), is not on the stack, so run them here.
+pub fn finalize_from_event(r: &mut ngx_http_request_t, rc: ngx_int_t) {
+    let connection = r.connection;
+    // SAFETY: `r` is live and this call gives back one of its references; it may be freed
+    // after, and only the connection is used below.
+    unsafe {
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(connection);
+    }
 }

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use ngx::core::Pool;
 use ngx::ffi::{ngx_http_request_t, ngx_int_t};
 
-use crate::environ::variable_value;
+use crate::nginx_variable::variable_value;
 use crate::pool_bytes;
 
 const ID_BYTES: usize = 16;

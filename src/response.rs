@@ -9,18 +9,23 @@ use gateway_abi as abi;
 use gateway_abi::wire::{self, HeaderProblem};
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_http_internal_redirect, ngx_http_named_location,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
-    ngx_int_t, ngx_list_push, ngx_parse_http_time, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t,
-    ngx_table_elt_t, off_t, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST,
-    NGX_OK,
+    ngx_http_internal_redirect, ngx_http_named_location, ngx_http_request_t, ngx_http_send_header,
+    ngx_int_t, ngx_list_push, ngx_parse_http_time, ngx_pool_cleanup_add, ngx_str_t,
+    ngx_table_elt_t, off_t, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
 };
 
 use crate::app_loader::App;
-use crate::call::AppResponse;
+use crate::call::{AppResponse, Outcome};
 use crate::call_record::CallRecord;
+use crate::directives::LocationConf;
 use crate::panic_guard::guard;
-use crate::{app_log, pool_bytes, response_file, response_stream};
+use crate::{app_log, pool_bytes};
+
+mod bytes;
+mod file;
+mod stream;
+
+pub use bytes::send_bytes;
 
 pub const INTERNAL_SERVER_ERROR: ngx_int_t = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
 
@@ -107,6 +112,41 @@ pub struct Checked<'a> {
     pub response: &'a abi::Response,
 }
 
+/// Sends what the app answered (or says why it cannot), once its call completed, and records
+/// it; returns what the request is to be finalized with.
+pub fn answer(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    app: &Arc<App>,
+    outcome: Outcome,
+) -> ngx_int_t {
+    let Some(record) = CallRecord::of(r) else {
+        return INTERNAL_SERVER_ERROR;
+    };
+    record.returned();
+    let rc = match outcome {
+        Outcome::Responded(response) => {
+            record.set_status(response.get().status);
+            send(r, app, response)
+        }
+        Outcome::Failed { message, panicked } => {
+            record.set_status(INTERNAL_SERVER_ERROR as u16);
+            if let Some(counters) = conf.counters.app() {
+                counters.failed(panicked);
+            }
+            app_log::error(r, app, format_args!("failed: {message}"));
+            INTERNAL_SERVER_ERROR
+        }
+        Outcome::Pending | Outcome::Abandoned | Outcome::CameLate | Outcome::Taken => {
+            record.set_status(INTERNAL_SERVER_ERROR as u16);
+            app_log::error(r, app, format_args!("call ended without an answer to send"));
+            INTERNAL_SERVER_ERROR
+        }
+    };
+    record.answered(r, conf);
+    rc
+}
+
 /// Sends `response` for `r` and returns what the request is to be finalized with.
 pub fn send(r: &mut ngx_http_request_t, app: &Arc<App>, response: AppResponse) -> ngx_int_t {
     // From here on the pool owns the response: it is released when the request ends, after
@@ -136,8 +176,8 @@ pub fn send(r: &mut ngx_http_request_t, app: &Arc<App>, response: AppResponse) -
         return INTERNAL_SERVER_ERROR;
     }
     match checked.kind {
-        abi::BODY_FILE => response_file::send(r, app, &checked),
-        abi::BODY_STREAM => response_stream::start(r, app, owned.call(), &checked),
+        abi::BODY_FILE => file::send(r, app, &checked),
+        abi::BODY_STREAM => stream::start(r, app, owned.call(), &checked),
         _ => send_bytes(r, checked.body),
     }
 }
@@ -341,40 +381,6 @@ pub fn send_header(r: &mut ngx_http_request_t) -> Option<ngx_int_t> {
     // SAFETY: `r` is a live request whose headers are set.
     let rc = unsafe { ngx_http_send_header(r) };
     (rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0).then_some(rc)
-}
-
-/// Sends the header, then `body` as the whole response body, without copying it: `body` must
-/// stay valid and unchanged until the request ends (the app's memory until its release, or
-/// the request's pool).
-pub fn send_bytes(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
-    if let Some(rc) = send_header(r) {
-        return rc;
-    }
-    if body.is_empty() {
-        // SAFETY: `r` is live and its header was sent.
-        return unsafe { ngx_http_send_special(r, NGX_HTTP_LAST as usize) };
-    }
-    // SAFETY: the request pool is live.
-    let buf = unsafe { ngx_pcalloc(r.pool, std::mem::size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
-    if buf.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    let is_main = std::ptr::eq(r.main, r);
-    // SAFETY: `buf` is zeroed and ours. It points at `body`, which the caller keeps valid until
-    // the request ends; `memory` tells nginx not to write to it.
-    unsafe {
-        (*buf).pos = body.as_ptr().cast_mut();
-        (*buf).last = body.as_ptr().add(body.len()).cast_mut();
-        (*buf).set_memory(1);
-        (*buf).set_last_buf(u32::from(is_main));
-        (*buf).set_last_in_chain(1);
-    }
-    let mut out = ngx_chain_t {
-        buf,
-        next: std::ptr::null_mut(),
-    };
-    // SAFETY: `r` is live; nginx copies the chain link before returning.
-    unsafe { ngx_http_output_filter(r, &mut out) }
 }
 
 /// Hands the request to another location: a URI (with an optional query) or `@name`.

@@ -36,10 +36,10 @@ mod router;
 mod templates;
 pub mod testing;
 
-pub use gateway_abi as abi;
-pub use gateway_abi::wire;
 pub use config::{Config, ConfigError, RunsOn};
 pub use error::Error;
+pub use gateway_abi as abi;
+pub use gateway_abi::wire;
 pub use handler::Handler;
 pub use http::{header, HeaderMap, Method, StatusCode};
 pub use logging::{LogLevel, Logger};

@@ -17,9 +17,9 @@ use ngx::ffi::{
 
 use super::{cut_short, pulled, pump_of, run, Pump, Turn};
 use crate::app_loader::App;
+use crate::app_log;
 use crate::panic_guard::guard;
 use crate::request_hold::{self, Unblocked, KEEP_WAITING_MS};
-use crate::{app_log, content_handler};
 
 /// Pulling a stream on a thread pool, one chunk at a time like on the event loop.
 pub(super) struct OffloadedPulls {
@@ -154,6 +154,6 @@ unsafe extern "C" fn pull_returned(event: *mut ngx_event_t) {
     );
     if let Turn::Finished(rc) = turn {
         // Gives back the pump's reference; the request may be freed after this.
-        content_handler::finalize_from_event(r, rc);
+        request_hold::finalize_from_event(r, rc);
     }
 }

@@ -25,9 +25,8 @@ use ngx::ngx_log_error;
 use crate::app_loader::App;
 use crate::call::{CallState, Waiter};
 use crate::call_record::CallRecord;
-use crate::content_handler::finalize_from_event;
 use crate::panic_guard::guard;
-use crate::request_hold::{self, KEEP_WAITING_MS};
+use crate::request_hold::{self, finalize_from_event, KEEP_WAITING_MS};
 use crate::response::{self, Checked};
 use crate::{app_log, Module};
 
@@ -167,7 +166,7 @@ pub fn start(
     let Some(record) = CallRecord::of(r) else {
         return NGX_ERROR as ngx_int_t;
     };
-    record.pump.set(pump);
+    record.stream.set(pump.cast());
     // SAFETY: `pump` is live and pinned in the pool; the pull task finds it through this.
     if let Some(offload) = unsafe { (*pump).offload.as_mut() } {
         offload.attach(pump);
@@ -272,7 +271,7 @@ unsafe extern "C" fn write_event_handler(r: *mut ngx_http_request_t) {
 
 /// The pump of a request whose stream `start` began.
 fn pump_of<'a>(r: &ngx_http_request_t) -> &'a mut Pump {
-    let pump = CallRecord::of(r).map_or(null_mut(), |record| record.pump.get());
+    let pump = CallRecord::of(r).map_or(null_mut(), |record| record.stream.get().cast::<Pump>());
     // SAFETY: `start` put the pump in the request's call record before any turn, and the pool
     // keeps it as long as the request.
     unsafe { &mut *pump }
