@@ -278,9 +278,8 @@ impl Drop for App {
         // later copy given the same number would be mistaken for it.
         let name = copy.name();
         // SAFETY: RTLD_NOLOAD only looks the name up; it loads nothing.
-        if let Ok(still_loaded) =
-            unsafe { Library::open(Some(&name), RTLD_NOW | libc::RTLD_NOLOAD) }
-        {
+        let still_loaded = unsafe { Library::open(Some(&name), RTLD_NOW | libc::RTLD_NOLOAD) };
+        if let Ok(still_loaded) = still_loaded {
             drop(still_loaded);
             std::mem::forget(copy);
         }

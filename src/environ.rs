@@ -170,10 +170,11 @@ fn add_headers(r: &ngx_http_request_t, environ: &mut Environ, pool: &Pool) -> Op
             }
         };
         let value = value.as_bytes();
-        // SAFETY (of `as_slice` below): names in the environ are static or pool bytes.
-        let earlier = environ[first_header..]
-            .iter_mut()
-            .find(|pair| unsafe { pair.name.as_slice() } == key);
+        let earlier = environ[first_header..].iter_mut().find(|pair| {
+            // SAFETY: names in the environ are static or pool bytes.
+            let name = unsafe { pair.name.as_slice() };
+            name == key
+        });
         match earlier {
             Some(pair) => {
                 // SAFETY: values in the environ point at request or pool bytes.
@@ -218,11 +219,11 @@ fn add_params(
             ptr: value.data,
             len: value.len,
         };
-        // SAFETY: names in the environ are static, pool or configuration bytes.
-        match environ
-            .iter_mut()
-            .find(|pair| unsafe { pair.name.as_slice() } == param.name)
-        {
+        match environ.iter_mut().find(|pair| {
+            // SAFETY: names in the environ are static, pool or configuration bytes.
+            let name = unsafe { pair.name.as_slice() };
+            name == param.name
+        }) {
             Some(pair) => pair.value = value,
             None => {
                 environ.try_reserve(1).ok()?;

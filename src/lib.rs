@@ -6,6 +6,8 @@
 //! [`worker`] covers what happens once per worker process.
 //! Every entry point nginx calls goes through [`panic_guard`].
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod app_check;
 mod app_loader;
 mod app_log;

@@ -12,10 +12,10 @@ pub fn variable_value(r: &mut ngx_http_request_t, index: ngx_int_t) -> Option<&[
         return None;
     }
     let len = value.len() as usize;
-    // SAFETY: a found variable value is `len` bytes at `data`.
     Some(if len == 0 {
         &[]
     } else {
+        // SAFETY: a found variable value is `len` bytes at `data`.
         unsafe { std::slice::from_raw_parts(value.data, len) }
     })
 }

@@ -8,8 +8,8 @@ use std::cell::Cell;
 
 use arbitrary::Arbitrary;
 use gateway::http::{HeaderName, HeaderValue, StatusCode};
-use gateway_abi::wire::{self, HeaderProblem};
 use gateway::{abi, Body, Chunk, Error, IntoResponse, Redirect, Response};
+use gateway_abi::wire::{self, HeaderProblem};
 
 use crate::host::{self, Completion, StreamEnd};
 use crate::reference;
@@ -25,7 +25,10 @@ enum Step {
 enum BodySpec {
     Bytes(Vec<u8>),
     Text(String),
-    Stream { steps: Vec<Step>, panic_on_drop: bool },
+    Stream {
+        steps: Vec<Step>,
+        panic_on_drop: bool,
+    },
     File(String),
     InternalRedirect(String),
     /// `Redirect::to`, with a location that may come from the client.
@@ -87,7 +90,10 @@ fn respond(input: &Input) -> Response {
     let (mut response, whole) = match &input.body {
         BodySpec::Bytes(bytes) => (bytes.clone().into_response(), false),
         BodySpec::Text(text) => (text.clone().into_response(), false),
-        BodySpec::Stream { steps, panic_on_drop } => (
+        BodySpec::Stream {
+            steps,
+            panic_on_drop,
+        } => (
             stream_body(Stream {
                 steps: steps.clone().into_iter(),
                 panic_on_drop: *panic_on_drop,
@@ -120,7 +126,9 @@ fn respond(input: &Input) -> Response {
             .insert(gateway::ReasonPhrase::new(reason.clone()));
     }
     for (name, value) in &input.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
             response.headers_mut().append(name, value);
         }
     }
@@ -154,7 +162,10 @@ pub fn check(data: &[u8]) {
     let completion = host::run(&environ, &[], pull_limit, |_request| respond(&input));
 
     let stream = match &input.body {
-        BodySpec::Stream { steps, panic_on_drop } => Some((steps, *panic_on_drop)),
+        BodySpec::Stream {
+            steps,
+            panic_on_drop,
+        } => Some((steps, *panic_on_drop)),
         _ => None,
     };
     if stream.is_some() {
@@ -192,7 +203,10 @@ pub fn check(data: &[u8]) {
         match wire::check_response_header(name, value) {
             Ok(()) => {}
             Err(HeaderProblem::HopByHop) => {
-                assert!(input.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
+                assert!(input
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name)))
             }
             Err(problem) => panic!("{problem:?} in {name:?}: {value:?}"),
         }
@@ -231,7 +245,9 @@ pub fn check(data: &[u8]) {
         (BodySpec::InternalRedirect(uri), abi::BODY_REDIRECT) => {
             assert_eq!(seen.body, uri.as_bytes())
         }
-        (BodySpec::Stream { steps, .. }, abi::BODY_STREAM) => check_stream(steps, &seen, pull_limit),
+        (BodySpec::Stream { steps, .. }, abi::BODY_STREAM) => {
+            check_stream(steps, &seen, pull_limit)
+        }
         (BodySpec::Error(status, message), abi::BODY_BYTES) => {
             assert_eq!(seen.status, *status);
             assert_eq!(seen.body, format!("{message}\n").into_bytes());

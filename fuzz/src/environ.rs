@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use arbitrary::Arbitrary;
 use gateway::testing::TestClient;
-use gateway_abi::wire::{self, HeaderEntry};
 use gateway::{get, IntoResponse, Request, Response, Router, StatusCode};
+use gateway_abi::wire::{self, HeaderEntry};
 
 use crate::reference;
 
@@ -166,14 +166,20 @@ fn user(request: &Request) -> Response {
     observe(request);
     let id = request.param("id").expect("the route has an id");
     assert!(!id.is_empty() && !id.contains('/'), "id {id:?}");
-    assert_eq!(request.path().map(|path| format!("/users/{id}") == path), Some(true));
+    assert_eq!(
+        request.path().map(|path| format!("/users/{id}") == path),
+        Some(true)
+    );
     id.to_string().into_response()
 }
 
 fn file(request: &Request) -> Response {
     observe(request);
     let rest = request.param("rest").expect("the route has a rest");
-    assert_eq!(request.path().map(|path| format!("/files/{rest}") == path), Some(true));
+    assert_eq!(
+        request.path().map(|path| format!("/files/{rest}") == path),
+        Some(true)
+    );
     rest.to_string().into_response()
 }
 
@@ -191,20 +197,33 @@ fn observe(request: &Request) {
     assert_eq!([script_name, path_info].concat(), decoded);
     assert!(script_name.is_empty() || script_name == expected.mount_point.as_bytes());
     if !script_name.is_empty() || decoded.starts_with(b"/") {
-        assert!(path_info.is_empty() || path_info[0] == b'/', "PATH_INFO {path_info:?}");
+        assert!(
+            path_info.is_empty() || path_info[0] == b'/',
+            "PATH_INFO {path_info:?}"
+        );
     }
     assert_eq!(get("REQUEST_URI"), expected.uri.as_bytes());
     assert_eq!(get("QUERY_STRING"), query.as_bytes());
     assert_eq!(get("REQUEST_METHOD"), expected.method.as_bytes());
     assert_eq!(request.path(), std::str::from_utf8(path_info).ok());
-    assert_eq!(request.script_name().as_bytes(), if std::str::from_utf8(script_name).is_ok() { script_name } else { b"" });
+    assert_eq!(
+        request.script_name().as_bytes(),
+        if std::str::from_utf8(script_name).is_ok() {
+            script_name
+        } else {
+            b""
+        }
+    );
 
     // The body's length is the body's, whatever Content-Length the client claimed.
     match environ.get("CONTENT_LENGTH") {
         Some(length) => assert_eq!(length, expected.body.len().to_string().as_bytes()),
         None => assert!(expected.body.is_empty()),
     }
-    assert_eq!(request.body_bytes().expect("a memory body reads"), expected.body);
+    assert_eq!(
+        request.body_bytes().expect("a memory body reads"),
+        expected.body
+    );
     assert_eq!(request.body().len(), expected.body.len() as u64);
 
     // Header keys: one entry per key, never from a name with "_", values joined in order.
@@ -212,7 +231,10 @@ fn observe(request: &Request) {
     for (key, value) in environ.iter() {
         assert!(keys.insert(key.to_vec()), "duplicate key {key:?}");
         if key.starts_with(b"HTTP_") || key == b"CONTENT_TYPE" {
-            assert!(!key.iter().any(|b| b.is_ascii_lowercase() || *b == b'-'), "key {key:?}");
+            assert!(
+                !key.iter().any(|b| b.is_ascii_lowercase() || *b == b'-'),
+                "key {key:?}"
+            );
             assert_ne!(key, b"HTTP_CONTENT_LENGTH");
             assert_ne!(key, b"HTTP_CONTENT_TYPE");
             assert_eq!(value, joined(&expected.headers, key), "value of {key:?}");

@@ -5,8 +5,8 @@
 
 use std::cell::RefCell;
 
-use gateway_abi as abi;
 use gateway::{IntoResponse, Request};
+use gateway_abi as abi;
 
 /// How a streamed body ended, as the host saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,10 @@ pub struct Seen {
 pub enum Completion {
     Responded(Seen),
     /// `cause` is `abi::FAILED` or `abi::PANICKED`.
-    Failed { cause: u32, message: Vec<u8> },
+    Failed {
+        cause: u32,
+        message: Vec<u8>,
+    },
 }
 
 struct FakeCall {
@@ -59,7 +62,12 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
     let headers = pairs
         .iter()
         // SAFETY: as above.
-        .map(|pair| unsafe { (pair.name.as_slice().to_vec(), pair.value.as_slice().to_vec()) })
+        .map(|pair| unsafe {
+            (
+                pair.name.as_slice().to_vec(),
+                pair.value.as_slice().to_vec(),
+            )
+        })
         .collect();
     let mut seen = Seen {
         status: response.status,
@@ -109,7 +117,9 @@ unsafe extern "C" fn respond(call: *mut abi::Call, response: *const abi::Respons
     }
     // SAFETY: released exactly once, with the response's own owner.
     unsafe { (response.release)(response.owner) };
-    call.completions.borrow_mut().push(Completion::Responded(seen));
+    call.completions
+        .borrow_mut()
+        .push(Completion::Responded(seen));
 }
 
 unsafe extern "C" fn fail(call: *mut abi::Call, cause: u32, message: abi::Bytes) {
@@ -117,7 +127,10 @@ unsafe extern "C" fn fail(call: *mut abi::Call, cause: u32, message: abi::Bytes)
     let call = unsafe { &*call.cast::<FakeCall>() };
     // SAFETY: the message is valid until `fail` returns.
     let message = unsafe { message.as_slice() }.to_vec();
-    assert!(cause == abi::FAILED || cause == abi::PANICKED, "fail cause {cause}");
+    assert!(
+        cause == abi::FAILED || cause == abi::PANICKED,
+        "fail cause {cause}"
+    );
     call.completions
         .borrow_mut()
         .push(Completion::Failed { cause, message });
@@ -129,7 +142,10 @@ unsafe extern "C" fn wake(_call: *mut abi::Call) {}
 
 /// Checks a line as the module would take it, then drops it: the fuzzed handlers do not log.
 unsafe extern "C" fn log(_call: *mut abi::Call, level: u32, message: abi::Bytes) {
-    assert!((abi::LOG_ERROR..=abi::LOG_TRACE).contains(&level), "log level {level}");
+    assert!(
+        (abi::LOG_ERROR..=abi::LOG_TRACE).contains(&level),
+        "log level {level}"
+    );
     // SAFETY: the message is valid until `log` returns.
     let _ = unsafe { message.as_slice() };
 }
@@ -155,7 +171,13 @@ where
     R: IntoResponse,
 {
     // An empty name or value as the module may pass it: a null pointer with a zero length.
-    let bytes = |b: &[u8]| if b.is_empty() { abi::Bytes::EMPTY } else { abi::Bytes::new(b) };
+    let bytes = |b: &[u8]| {
+        if b.is_empty() {
+            abi::Bytes::EMPTY
+        } else {
+            abi::Bytes::new(b)
+        }
+    };
     let pairs: Vec<abi::Pair> = environ
         .iter()
         .map(|(name, value)| abi::Pair {
@@ -165,8 +187,16 @@ where
         .collect();
     // Empty runs as the module may pass them: a null pointer with a zero length.
     let (environ_ptr, body_ptr) = (
-        if pairs.is_empty() { std::ptr::null() } else { pairs.as_ptr() },
-        if body.is_empty() { std::ptr::null() } else { body.as_ptr() },
+        if pairs.is_empty() {
+            std::ptr::null()
+        } else {
+            pairs.as_ptr()
+        },
+        if body.is_empty() {
+            std::ptr::null()
+        } else {
+            body.as_ptr()
+        },
     );
     let request = abi::Request {
         host: &HOST,

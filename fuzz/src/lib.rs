@@ -24,11 +24,31 @@ pub struct Target {
 
 /// Every target, for the regression tests and the `show` example.
 pub const TARGETS: [Target; 5] = [
-    Target { name: "wire", check: wire::check, describe: wire::describe },
-    Target { name: "environ", check: environ::check, describe: environ::describe },
-    Target { name: "request", check: request::check, describe: request::describe },
-    Target { name: "routing", check: routing::check, describe: routing::describe },
-    Target { name: "abi_response", check: abi_response::check, describe: abi_response::describe },
+    Target {
+        name: "wire",
+        check: wire::check,
+        describe: wire::describe,
+    },
+    Target {
+        name: "environ",
+        check: environ::check,
+        describe: environ::describe,
+    },
+    Target {
+        name: "request",
+        check: request::check,
+        describe: request::describe,
+    },
+    Target {
+        name: "routing",
+        check: routing::check,
+        describe: routing::describe,
+    },
+    Target {
+        name: "abi_response",
+        check: abi_response::check,
+        describe: abi_response::describe,
+    },
 ];
 
 /// Decodes the fuzz input; `None` when the bytes cannot make one (libFuzzer then moves on).

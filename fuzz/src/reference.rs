@@ -91,7 +91,10 @@ pub fn module_accepts(
         if !name.eq_ignore_ascii_case(b"content-length") {
             return true;
         }
-        match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        match std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             Some(declared) => body_kind != gateway_abi::BODY_BYTES || declared == body.len() as u64,
             None => false,
         }

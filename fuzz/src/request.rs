@@ -11,8 +11,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use gateway_abi as abi;
 use gateway::{IntoResponse, Request, Response};
+use gateway_abi as abi;
 use serde::Deserialize;
 
 use crate::host::{self, Completion};
@@ -81,7 +81,10 @@ pub fn check(data: &[u8]) {
         environ.push((b"HTTP_COOKIE".to_vec(), cookie.clone()));
     }
     if !input.body.is_empty() {
-        environ.push((b"CONTENT_LENGTH".to_vec(), input.body.len().to_string().into_bytes()));
+        environ.push((
+            b"CONTENT_LENGTH".to_vec(),
+            input.body.len().to_string().into_bytes(),
+        ));
     }
     environ.extend(input.extra.iter().cloned());
 
@@ -126,7 +129,11 @@ pub fn check(data: &[u8]) {
     });
     match completion {
         Completion::Responded(seen) => {
-            assert!(matches!(seen.status, 200 | 400 | 415 | 422), "status {}", seen.status);
+            assert!(
+                matches!(seen.status, 200 | 400 | 415 | 422),
+                "status {}",
+                seen.status
+            );
         }
         // Only a body that cannot be read is a server-side failure.
         Completion::Failed { message, .. } => {
@@ -148,7 +155,10 @@ fn inspect(
         let first = environ.iter().find(|(k, _)| k == key).map(|(_, v)| &v[..]);
         if let Ok(name) = std::str::from_utf8(key) {
             assert_eq!(view.get(name), first);
-            assert_eq!(view.get_str(name), first.and_then(|v| std::str::from_utf8(v).ok()));
+            assert_eq!(
+                view.get_str(name),
+                first.and_then(|v| std::str::from_utf8(v).ok())
+            );
         }
         let _ = value;
     }
@@ -158,8 +168,14 @@ fn inspect(
     // the header they came from: `header` finds the first entry, the map has every value.
     let headers = request.headers();
     for (name, value) in &headers {
-        assert!(!name.as_str().bytes().any(|b| b.is_ascii_uppercase() || b == b'_'));
-        assert!(!value.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n' || b == 0));
+        assert!(!name
+            .as_str()
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || b == b'_'));
+        assert!(!value
+            .as_bytes()
+            .iter()
+            .any(|&b| b == b'\r' || b == b'\n' || b == 0));
     }
     for (key, value) in environ {
         let Some(rest) = key.strip_prefix(b"HTTP_") else {
@@ -182,7 +198,10 @@ fn inspect(
             gateway::http::HeaderName::from_bytes(name.as_bytes()),
             gateway::http::HeaderValue::from_bytes(value),
         ) {
-            assert!(headers.get_all(header_name).iter().any(|v| *v == header_value));
+            assert!(headers
+                .get_all(header_name)
+                .iter()
+                .any(|v| *v == header_value));
         }
     }
 
@@ -235,12 +254,30 @@ fn inspect(
     }
 
     match input.answer % 6 {
-        0 => request.query::<HashMap<String, String>>().map(|q| format!("{q:?}")).into_response(),
-        1 => request.query::<Typed>().map(|q| format!("{q:?}")).into_response(),
-        2 => request.form::<Vec<(String, String)>>().map(|f| format!("{f:?}")).into_response(),
-        3 => request.form::<Typed>().map(|f| format!("{f:?}")).into_response(),
-        4 => request.json::<gateway::serde_json::Value>().map(|j| j.to_string()).into_response(),
-        _ => request.json::<Typed>().map(|j| format!("{j:?}")).into_response(),
+        0 => request
+            .query::<HashMap<String, String>>()
+            .map(|q| format!("{q:?}"))
+            .into_response(),
+        1 => request
+            .query::<Typed>()
+            .map(|q| format!("{q:?}"))
+            .into_response(),
+        2 => request
+            .form::<Vec<(String, String)>>()
+            .map(|f| format!("{f:?}"))
+            .into_response(),
+        3 => request
+            .form::<Typed>()
+            .map(|f| format!("{f:?}"))
+            .into_response(),
+        4 => request
+            .json::<gateway::serde_json::Value>()
+            .map(|j| j.to_string())
+            .into_response(),
+        _ => request
+            .json::<Typed>()
+            .map(|j| format!("{j:?}"))
+            .into_response(),
     }
 }
 

@@ -65,7 +65,9 @@ fn router() -> Router {
         .route("/static/{name}", put(route("static")))
         .route(
             "/api/v1/items",
-            delete(route("items")).patch(route("items")).options(route("items")),
+            delete(route("items"))
+                .patch(route("items"))
+                .options(route("items")),
         )
 }
 
@@ -161,7 +163,12 @@ pub fn check(data: &[u8]) {
         .to_string();
     let expected = std::str::from_utf8(&path).ok().and_then(reference);
     match expected {
-        None => assert_eq!(seen.status, 404, "{path:?}: {}", String::from_utf8_lossy(&seen.body)),
+        None => assert_eq!(
+            seen.status,
+            404,
+            "{path:?}: {}",
+            String::from_utf8_lossy(&seen.body)
+        ),
         Some((body, methods)) => {
             let allowed = methods.contains(&method.as_str())
                 || (method == "HEAD" && methods.contains(&"GET"));
@@ -184,7 +191,10 @@ pub fn check(data: &[u8]) {
     }
     // Every header the router sends, the module accepts.
     for (name, value) in &seen.headers {
-        assert_eq!(gateway_abi::wire::check_response_header(name, value), Ok(()));
+        assert_eq!(
+            gateway_abi::wire::check_response_header(name, value),
+            Ok(())
+        );
     }
 }
 

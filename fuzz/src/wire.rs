@@ -34,7 +34,10 @@ fn check_split(path: &[u8], mount_point: &[u8]) {
     } else {
         // Only the whole mount point, and only at a segment boundary.
         assert_eq!(script_name, mount_point);
-        assert!(path_info.is_empty() || path_info[0] == b'/', "{path_info:?}");
+        assert!(
+            path_info.is_empty() || path_info[0] == b'/',
+            "{path_info:?}"
+        );
     }
     // What a request path under nginx looks like ("/..."), PATH_INFO keeps.
     if path.starts_with(b"/") {
@@ -76,7 +79,11 @@ fn check_header_mapping(name: &[u8], other: &[u8]) {
     assert_eq!(key.len(), 5 + name.len());
     assert!(key.starts_with(b"HTTP_"));
     for (&out, &byte) in key[5..].iter().zip(name) {
-        let expected = if byte == b'-' { b'_' } else { byte.to_ascii_uppercase() };
+        let expected = if byte == b'-' {
+            b'_'
+        } else {
+            byte.to_ascii_uppercase()
+        };
         assert_eq!(out, expected);
         assert!(!out.is_ascii_lowercase() && out != b'-');
     }

@@ -20,7 +20,12 @@ fn replay(dir: &Path, check: fn(&[u8])) -> usize {
 #[test]
 fn seeds_and_past_crashes_pass() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for gateway_fuzz::Target { name: target, check, .. } in gateway_fuzz::TARGETS {
+    for gateway_fuzz::Target {
+        name: target,
+        check,
+        ..
+    } in gateway_fuzz::TARGETS
+    {
         let seeds = replay(&root.join("corpus").join(target), check);
         let crashes = replay(&root.join("regressions").join(target), check);
         assert!(seeds > 0, "{target} has no seed corpus");

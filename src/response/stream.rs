@@ -426,9 +426,9 @@ fn pulled(
         }
         other => {
             let failed = other == abi::STREAM_ERROR || other == abi::STREAM_PANIC;
-            // SAFETY: with STREAM_ERROR or STREAM_PANIC the chunk holds the message, valid
-            // until the release.
             let message = if failed {
+                // SAFETY: with STREAM_ERROR or STREAM_PANIC the chunk holds the message, valid
+                // until the release.
                 unsafe { chunk.data.as_slice() }
             } else {
                 &[]
