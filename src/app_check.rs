@@ -5,7 +5,7 @@ use ngx::ffi::{ngx_conf_t, NGX_LOG_EMERG};
 use ngx::ngx_log_error;
 
 use crate::app_setup::{self, Phase};
-use crate::directives::MainConf;
+use crate::conf::MainConf;
 
 /// Runs every mount's `check`; false (each refusal logged with its `gateway_app` line) if an
 /// app refused its settings.

@@ -6,7 +6,7 @@ use std::ffi::c_void;
 use gateway_abi as abi;
 
 use crate::call::HOST;
-use crate::directives::LocationConf;
+use crate::conf::LocationConf;
 use crate::panic_guard::guard;
 
 /// Where the setup is used.
@@ -77,7 +77,7 @@ unsafe extern "C" fn setup_failed(setup: *const abi::Setup, message: abi::Bytes)
 /// this mirrors its layout (unchanged from 1.7.11, when thread pools came, to 1.28) and
 /// trusts it only if the name it reads there is the one the location gave.
 #[cfg(ngx_feature = "threads")]
-fn threads_of(pool: crate::directives::ThreadPool, mount: &LocationConf) -> u32 {
+fn threads_of(pool: crate::conf::ThreadPool, mount: &LocationConf) -> u32 {
     use ngx::ffi::{
         ngx_int_t, ngx_log_t, ngx_str_t, ngx_thread_cond_t, ngx_thread_mutex_t, ngx_uint_t,
     };
@@ -103,6 +103,6 @@ fn threads_of(pool: crate::directives::ThreadPool, mount: &LocationConf) -> u32 
 }
 
 #[cfg(not(ngx_feature = "threads"))]
-fn threads_of(pool: crate::directives::ThreadPool, _: &LocationConf) -> u32 {
+fn threads_of(pool: crate::conf::ThreadPool, _: &LocationConf) -> u32 {
     match pool {}
 }

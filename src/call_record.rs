@@ -12,7 +12,7 @@ use ngx::ffi::{ngx_http_request_t, NGX_LOG_WARN};
 use ngx::http::HttpModule;
 
 use crate::app_loader::App;
-use crate::directives::LocationConf;
+use crate::conf::LocationConf;
 use crate::{app_log, Module};
 
 pub struct CallRecord {

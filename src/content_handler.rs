@@ -12,7 +12,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
 
 use crate::call::{CallState, Outcome, HOST};
 use crate::call_record::CallRecord;
-use crate::directives::{Instance, LocationConf};
+use crate::conf::{Instance, LocationConf};
 #[cfg(ngx_feature = "threads")]
 use crate::offload;
 use crate::panic_guard::guard;

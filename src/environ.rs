@@ -16,7 +16,7 @@ use ngx::http::{list_iterator, HttpModuleServerConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
 
 use crate::app_loader::App;
-use crate::directives::{EnvironVariables, LocationConf};
+use crate::conf::{EnvironVariables, LocationConf};
 use crate::nginx_variable::variable_value;
 use crate::{pool_bytes, request_id};
 

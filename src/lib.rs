@@ -1,9 +1,16 @@
-//! ngx_http_gateway_module: serves Rust web apps from inside nginx.
+//! ngx_http_gateway_module: serves web apps from inside nginx, in-process.
 //!
-//! A request's way through the module:
-//! [`directives`] (`gateway_app` loads the app via [`app_loader`]) -> [`content_handler`]
-//! (has nginx read the [`request_body`], builds the [`environ`], calls the app) -> [`response`] (sends what the app answered);
-//! [`worker`] covers what happens once per worker process.
+//! A request's way through the module, a file a step:
+//! - [`directives`] read nginx.conf into the [`conf`]iguration, opening apps with
+//!   [`app_loader`] and letting them check their settings ([`app_check`]);
+//! - [`worker`] starts every location's app in each worker process ([`app_setup`]);
+//! - [`content_handler`] has nginx read the [`request_body`], builds the [`environ`] and calls
+//!   the app, inline or on a thread pool ([`offload`]);
+//! - a call the app completes later waits as a [`pending_call`], holding its request
+//!   ([`request_hold`]), until the [`call`] protocol brings the completion back to the loop;
+//! - [`response`] sends what the app answered: bytes, a file, a stream, a redirect.
+//!
+//! Beside the path, for operators: [`call_record`], [`status`], [`variables`], [`app_log`].
 //! Every entry point nginx calls goes through [`panic_guard`].
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -14,6 +21,7 @@ mod app_log;
 mod app_setup;
 mod call;
 mod call_record;
+mod conf;
 mod content_handler;
 mod directives;
 mod environ;
@@ -74,16 +82,16 @@ impl HttpModule for Module {
     }
 }
 
-// SAFETY: the main configuration of this module is a `directives::MainConf`, made by
+// SAFETY: the main configuration of this module is a `conf::MainConf`, made by
 // `create_main_conf` below.
 unsafe impl HttpModuleMainConf for Module {
-    type MainConf = directives::MainConf;
+    type MainConf = conf::MainConf;
 }
 
-// SAFETY: every location configuration of this module is a `directives::LocationConf`, made by
+// SAFETY: every location configuration of this module is a `conf::LocationConf`, made by
 // `create_loc_conf` below.
 unsafe impl HttpModuleLocationConf for Module {
-    type LocationConf = directives::LocationConf;
+    type LocationConf = conf::LocationConf;
 }
 
 /// One directive of the module: where it may stand and how many arguments it takes (`kind`),

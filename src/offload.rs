@@ -27,7 +27,7 @@ use ngx::ffi::{
 };
 
 use crate::call::Outcome;
-use crate::directives::LocationConf;
+use crate::conf::LocationConf;
 use crate::panic_guard::guard;
 use crate::pending_call::{self, Call, PendingCall};
 use crate::response::INTERNAL_SERVER_ERROR;

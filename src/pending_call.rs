@@ -23,7 +23,7 @@ use crate::app_loader::App;
 use crate::app_log;
 use crate::call::{self, CallState, Outcome, Waiter};
 use crate::call_record::CallRecord;
-use crate::directives::LocationConf;
+use crate::conf::LocationConf;
 use crate::panic_guard::guard;
 use crate::request_hold::{self, finalize_from_event, Unblocked, KEEP_WAITING_MS};
 use crate::response::{self, INTERNAL_SERVER_ERROR};

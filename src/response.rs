@@ -17,7 +17,7 @@ use ngx::ffi::{
 use crate::app_loader::App;
 use crate::call::{AppResponse, Outcome};
 use crate::call_record::CallRecord;
-use crate::directives::LocationConf;
+use crate::conf::LocationConf;
 use crate::panic_guard::guard;
 use crate::{app_log, pool_bytes};
 

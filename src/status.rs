@@ -18,7 +18,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_conf_log_error;
 
-use crate::directives::MainConf;
+use crate::conf::MainConf;
 use crate::panic_guard::guard;
 use crate::response::{self, INTERNAL_SERVER_ERROR};
 use crate::{pool_bytes, Module};

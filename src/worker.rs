@@ -7,7 +7,7 @@ use ngx::ngx_log_error;
 
 use crate::app_setup::{self, Phase};
 use crate::call::wake;
-use crate::directives::{Instance, LocationConf};
+use crate::conf::{Instance, LocationConf};
 use crate::panic_guard::guard;
 use crate::Module;
 

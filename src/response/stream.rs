@@ -73,7 +73,7 @@ enum OffloadedPulls {}
 
 #[cfg(not(ngx_feature = "threads"))]
 impl OffloadedPulls {
-    fn new(_: &mut ngx_http_request_t, pool: crate::directives::ThreadPool) -> Option<Self> {
+    fn new(_: &mut ngx_http_request_t, pool: crate::conf::ThreadPool) -> Option<Self> {
         match pool {}
     }
 
