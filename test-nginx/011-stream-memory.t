@@ -3,6 +3,13 @@
 # 64 MiB of what it was idle. Without back-pressure the worker would hold most of the
 # stream in memory instead.
 #
+# The same holds for a stream that waits for its app between chunks: a 1 GiB stream from
+# the deferred fixture, which answers STREAM_PENDING whenever its next chunk is not ready
+# and wakes the call from a thread of its own (ABI 1.1 Host::wake), read by the same slow
+# client, arrives whole and right within the same 64 MiB, and its response is released
+# once the download is over. A wake must resume pulling only as far as the client
+# drains, not make the worker pull ahead of it.
+#
 # Uses the Test::Nginx environment (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES,
 # TEST_NGINX_APPS) but starts its own nginx, with a master process and one worker so
 # the worker's pid is known (/pid) and its memory can be read from /proc.
@@ -21,16 +28,43 @@ my @modules = split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '';
 plan skip_all => 'needs /proc' unless -r '/proc/self/status';
 
 my $SIZE = 256 * 1024 * 1024;
+my $DEFERRED_SIZE = 1024 * 1024 * 1024;    # 16384 chunks of 64 KiB
 my $READ = 64 * 1024;         # the client reads this much, then pauses
 my $PAUSE = 0.001;            # seconds
 my $RCVBUF = 16 * 1024;       # the client's socket receive buffer
 my $HEADROOM = 64 * 1024;     # KiB the worker may grow by while streaming
 
-# /s/bytes sends "abc..z" over and over, restarting with every 64 KiB chunk: the byte
-# at offset $o is $pattern[$o % 65536], and any run of up to 64 KiB starting at $o is
-# substr($patterns, $o % 65536, length).
-my $chunk = join '', map { chr(97 + $_ % 26) } 0 .. 65535;
-my $patterns = $chunk x 3;
+# What a body must be. Both apps send letters in chunks of 64 KiB, each chunk running
+# through the alphabet from a letter of its own: `first` gives chunk k's first letter
+# (0 for a), from which expected() makes the bytes at any offset; `byte` is the documented
+# formula for the byte at one offset, written out on its own for the spot checks.
+my $letters = join('', 'a' .. 'z') x (int(65536 / 26) + 2);    # any 64 KiB, from any letter
+# /s/bytes (libstream) sends "abc..z" over and over, restarting with every 64 KiB chunk.
+my %STREAM_PATTERN = (
+    chunk => 65536,
+    first => sub { 0 },
+    byte => sub { chr(97 + ($_[0] % 65536) % 26) },
+);
+# /d/stream?size=65536 (libdeferred): chunk k's byte i is the letter (k + i) % 26.
+my %DEFERRED_PATTERN = (
+    chunk => 65536,
+    first => sub { $_[0] % 26 },
+    byte => sub { chr(97 + (int($_[0] / 65536) + $_[0] % 65536) % 26) },
+);
+
+sub expected {    # the $length bytes that $pattern has at $offset
+    my ($pattern, $offset, $length) = @_;
+    my $want = '';
+    while ($length > 0) {
+        my ($k, $i) = (int($offset / $pattern->{chunk}), $offset % $pattern->{chunk});
+        my $n = $pattern->{chunk} - $i;
+        $n = $length if $length < $n;
+        $want .= substr $letters, ($pattern->{first}->($k) + $i) % 26, $n;
+        $offset += $n;
+        $length -= $n;
+    }
+    return $want;
+}
 
 # --- our own nginx -------------------------------------------------------------
 
@@ -62,6 +96,9 @@ http {
         listen 127.0.0.1:$port;
         location /s/ {
             gateway_app $apps/libstream.so;
+        }
+        location /d/ {
+            gateway_app $apps/libdeferred.so;
         }
         location = /pid {
             return 200 "\$pid\\n";
@@ -139,10 +176,11 @@ sub rss_kib {
     return slurp("/proc/$pid/status") =~ /^VmRSS:\s+(\d+) kB/m ? $1 : undef;
 }
 
-# Reads GET $uri with $version slowly and checks every byte against the pattern, while
-# sampling the worker's VmRSS. Returns what it saw.
+# Reads GET $uri with $version slowly and checks every byte against $pattern, while
+# sampling the worker's VmRSS; $size is the body's expected length, for the spot checks.
+# Returns what it saw.
 sub slow_download {
-    my ($uri, $version, $worker) = @_;
+    my ($uri, $version, $pattern, $size, $worker) = @_;
     my $sock = connect_nginx($RCVBUF);
     syswrite $sock, "GET $uri HTTP/$version\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     my $select = IO::Select->new($sock);
@@ -158,13 +196,14 @@ sub slow_download {
             my $part = substr $piece, $at, 65536;
             my $offset = $seen{body} + $at;
             if (!defined $seen{bad_at}
-                && $part ne substr($patterns, $offset % 65536, length $part)) {
+                && $part ne expected($pattern, $offset, length $part)) {
                 my $i = 0;
-                $i++ while substr($part, $i, 1) eq substr($patterns, ($offset + $i) % 65536, 1);
+                $i++ while $i < length $part
+                    && substr($part, $i, 1) eq $pattern->{byte}->($offset + $i);
                 $seen{bad_at} = $offset + $i;
             }
         }
-        for my $spot (0, 25, 65535, 65536, 65537, 1 << 20, $SIZE / 2 + 12345, $SIZE - 1) {
+        for my $spot (0, 25, 65535, 65536, 65537, 1 << 20, $size / 2 + 12345, $size - 1) {
             $seen{spots}{$spot} = substr $piece, $spot - $seen{body}, 1
                 if $spot >= $seen{body} && $spot < $seen{body} + length $piece;
         }
@@ -248,31 +287,45 @@ ok($worker && rss_kib($worker), "the worker ($pid_body) and its VmRSS are readab
 # warm up: the app library loaded and used, a stream's buffers allocated once
 my ($warm) = get('/s/bytes?size=4194304');
 is(length $warm, 4194304, 'warm-up stream received');
+my ($warm_deferred) = get('/d/stream?chunks=64&size=65536&wake_ms=0');
+is(length $warm_deferred, 4194304, 'warm-up deferred stream received');
 sleep 0.2;
 my $idle = rss_kib($worker);
 diag("worker $worker idle VmRSS after the warm-up: $idle KiB");
 
-for my $case (['HTTP/1.1, chunked', '1.1'], ['HTTP/1.0, close-delimited', '1.0']) {
-    my ($what, $version) = @$case;
-    my $seen = slow_download("/s/bytes?size=$SIZE", $version, $worker);
+my @cases = (
+    { what => 'HTTP/1.1, chunked', version => '1.1', framing => 'chunked',
+      uri => "/s/bytes?size=$SIZE", size => $SIZE, pattern => \%STREAM_PATTERN },
+    { what => 'HTTP/1.0, close-delimited', version => '1.0', framing => 'close',
+      uri => "/s/bytes?size=$SIZE", size => $SIZE, pattern => \%STREAM_PATTERN },
+    { what => 'deferred, HTTP/1.1, Content-Length', version => '1.1', framing => 'length',
+      uri => '/d/stream?chunks=' . $DEFERRED_SIZE / 65536 . '&size=65536&wake_ms=0',
+      size => $DEFERRED_SIZE, pattern => \%DEFERRED_PATTERN },
+);
+for my $case (@cases) {
+    my ($what, $size, $pattern) = @$case{qw(what size pattern)};
+    my $seen = slow_download($case->{uri}, $case->{version}, $pattern, $size, $worker);
     diag(sprintf '%s: %d bytes in %.1f s (%.1f MiB/s); VmRSS idle %d KiB, max %d KiB '
         . '(+%d KiB) over %d samples', $what, $seen->{body}, $seen->{seconds},
         $seen->{body} / 1048576 / ($seen->{seconds} || 1), $idle, $seen->{max_rss},
         $seen->{max_rss} - $idle, $seen->{samples});
     like($seen->{head}, qr{\AHTTP/1\.1 200 OK\r\n}, "$what: status 200");
-    if ($version eq '1.1') {
+    if ($case->{framing} eq 'chunked') {
         like($seen->{head}, qr{\r\nTransfer-Encoding: chunked\r\n}i, "$what: chunked");
         ok($seen->{last_chunk} && !$seen->{bad_chunking}, "$what: well-formed chunks to the last one");
+    } elsif ($case->{framing} eq 'length') {
+        like($seen->{head}, qr{\r\nContent-Length: $size\r\n}i, "$what: Content-Length $size");
+        unlike($seen->{head}, qr{\r\nTransfer-Encoding:}i, "$what: not chunked");
     } else {
         unlike($seen->{head}, qr{\r\n(?:Transfer-Encoding|Content-Length):}i,
                "$what: neither chunked nor a length");
         ok($seen->{eof}, "$what: ends with the connection");
     }
-    is($seen->{body}, $SIZE, "$what: all $SIZE bytes received");
+    is($seen->{body}, $size, "$what: all $size bytes received");
     ok(!defined $seen->{bad_at}, "$what: every byte is the pattern's")
         or diag("first wrong byte at offset $seen->{bad_at}");
     for my $spot (sort { $a <=> $b } keys %{ $seen->{spots} }) {
-        is($seen->{spots}{$spot}, chr(97 + ($spot % 65536) % 26), "$what: the byte at $spot");
+        is($seen->{spots}{$spot}, $pattern->{byte}->($spot), "$what: the byte at $spot");
     }
     cmp_ok($seen->{samples}, '>=', 100, "$what: VmRSS sampled throughout");
     cmp_ok($seen->{max_rss}, '<', $idle + $HEADROOM,
@@ -283,6 +336,14 @@ my ($after) = get('/pid');
 is($after, $pid_body, 'the same worker served everything');
 my ($dropped) = get('/s/dropped');
 is($dropped, "3\n", 'the warm-up and both slow streams were dropped when they ended');
+my $stats = '';
+for (1 .. 40) {    # the release may trail the last byte a little
+    ($stats) = get('/d/stats');
+    last if $stats =~ /^responded=(\d+) released=\1 pending=0$/m;
+    sleep 0.05;
+}
+is($stats, "responded=2 released=2 pending=0\n",
+   'both deferred streams were released when they ended, and no call is pending');
 
 stop_nginx();
 my @bad = grep { /\[(?:alert|crit|emerg|error)\]/ } split /^/, slurp("$prefix/logs/error.log");
