@@ -7,11 +7,17 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ngx::ffi::{ngx_http_complex_value_t, ngx_int_t, ngx_msec_t, ngx_shm_zone_t};
-use ngx::http::{Merge, MergeConfigError};
+use ngx::ffi::{
+    ngx_conf_t, ngx_http_complex_value_t, ngx_http_core_loc_conf_t, ngx_int_t, ngx_msec_t,
+    ngx_shm_zone_t,
+};
+use ngx::http::{
+    HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, NgxHttpCoreModule,
+};
 
 use crate::app_loader::App;
-use crate::status;
+use crate::status::counters;
+use crate::Module;
 
 /// The apps this configuration serves, each once however many locations name it, and the
 /// nginx variables the environ is built from.
@@ -23,7 +29,7 @@ pub struct MainConf {
     pub variables: Option<EnvironVariables>,
     /// `gateway_status_zone`, and the counters table in it once nginx has mapped it.
     pub status_zone: Option<NonNull<ngx_shm_zone_t>>,
-    pub status_table: Cell<Option<NonNull<status::Table>>>,
+    pub status_table: Cell<Option<NonNull<counters::Table>>>,
     /// Some location has `gateway_status`, which needs the zone.
     pub status_locations: bool,
 }
@@ -59,9 +65,11 @@ pub struct LocationConf {
     /// The name of `thread_pool`, for the counters.
     pub thread_pool_name: Option<Vec<u8>>,
     /// This location's entries in the status zone.
-    pub counters: status::CounterSlots,
+    pub counters: counters::CounterSlots,
     /// `gateway_slow_request`: calls slower than this are logged; inherited by nested levels.
     pub slow_request: Option<Duration>,
+    /// The location's name, for the counters' labels.
+    pub location_name: Vec<u8>,
 }
 
 /// An nginx thread pool; an nginx built without `--with-threads` has none to name.
@@ -105,8 +113,9 @@ impl Default for LocationConf {
             timeout: DEFAULT_TIMEOUT_MS,
             timeout_set: false,
             thread_pool_name: None,
-            counters: status::CounterSlots::default(),
+            counters: counters::CounterSlots::default(),
             slow_request: None,
+            location_name: Vec::new(),
         }
     }
 }
@@ -122,4 +131,15 @@ impl Merge for LocationConf {
         // The app itself is not inherited: like proxy_pass, it serves only its own location.
         Ok(())
     }
+}
+
+/// The configurations of the location being parsed and of the http block, for a directive
+/// that serves the location (sets its content handler) and registers it with the module.
+pub fn location_and_main(
+    cf: &ngx_conf_t,
+) -> Option<(&mut ngx_http_core_loc_conf_t, &mut MainConf)> {
+    Some((
+        NgxHttpCoreModule::location_conf_mut(cf)?,
+        Module::main_conf_mut(cf)?,
+    ))
 }

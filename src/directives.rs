@@ -15,14 +15,12 @@ use ngx::ffi::{
     ngx_http_get_variable_index, ngx_int_t, ngx_msec_t, ngx_parse_time, ngx_str_t, NGX_ERROR,
     NGX_LOG_EMERG, NGX_OK,
 };
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_conf_log_error;
 
 use crate::app_loader;
-use crate::conf::{EnvironVariables, LocationConf, Param, ThreadPool};
+use crate::conf::{location_and_main, EnvironVariables, LocationConf, Param, ThreadPool};
 use crate::content_handler::gateway_content_handler;
 use crate::panic_guard::guard;
-use crate::Module;
 
 /// The arguments of the directive being parsed, its name first.
 ///
@@ -83,10 +81,7 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
 
     // SAFETY: inside a location block, `cf->ctx` holds that location's configurations.
     let cf_ref = unsafe { &*cf };
-    let (Some(core), Some(main)) = (
-        NgxHttpCoreModule::location_conf_mut(cf_ref),
-        Module::main_conf_mut(cf_ref),
-    ) else {
+    let Some((core, main)) = location_and_main(cf_ref) else {
         return NGX_CONF_ERROR;
     };
     if main.variables.is_none() {
@@ -108,6 +103,7 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
         file.line
     );
     core.handler = Some(gateway_content_handler);
+    conf.location_name = core.name.as_bytes().to_vec();
     if !conf.script_name_set {
         conf.script_name = default_mount_point(core);
     }

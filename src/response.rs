@@ -9,9 +9,10 @@ use gateway_abi as abi;
 use gateway_abi::wire::{self, HeaderProblem};
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_http_internal_redirect, ngx_http_named_location, ngx_http_request_t, ngx_http_send_header,
-    ngx_int_t, ngx_list_push, ngx_parse_http_time, ngx_pool_cleanup_add, ngx_str_t,
-    ngx_table_elt_t, off_t, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
+    ngx_buf_t, ngx_chain_t, ngx_http_internal_redirect, ngx_http_named_location,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_list_push,
+    ngx_parse_http_time, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t, off_t, NGX_DONE,
+    NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
 };
 
 use crate::app_loader::App;
@@ -381,6 +382,23 @@ pub fn send_header(r: &mut ngx_http_request_t) -> Option<ngx_int_t> {
     // SAFETY: `r` is a live request whose headers are set.
     let rc = unsafe { ngx_http_send_header(r) };
     (rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0).then_some(rc)
+}
+
+/// Sends `buf`, filled in by the caller, as the whole response body: the last buffer of a main
+/// request (a subrequest's ends only its part).
+fn send_whole_body(r: &mut ngx_http_request_t, buf: *mut ngx_buf_t) -> ngx_int_t {
+    let is_main = std::ptr::eq(r.main, r);
+    // SAFETY: `buf` is a live buffer of the request's pool, which the caller filled in.
+    unsafe {
+        (*buf).set_last_buf(u32::from(is_main));
+        (*buf).set_last_in_chain(1);
+    }
+    let mut out = ngx_chain_t {
+        buf,
+        next: std::ptr::null_mut(),
+    };
+    // SAFETY: `r` is live; nginx copies the chain link before returning.
+    unsafe { ngx_http_output_filter(r, &mut out) }
 }
 
 /// Hands the request to another location: a URI (with an optional query) or `@name`.

@@ -333,11 +333,11 @@ sub wait_status {
     }
 }
 
-# An app's counters without the histogram, for is_deeply.
+# An app's counters (its totals over its locations) without the histogram, for is_deeply.
 sub counters {
     my ($doc, $app) = @_;
     my %copy = %{ $doc->{apps}{$app} // return undef };
-    delete $copy{latency};
+    delete @copy{qw(latency locations)};
     return \%copy;
 }
 
@@ -477,19 +477,23 @@ sub check_prometheus {
         push @differ, "$name" . $json->encode($labels) . ': ' . ($got // 'missing') . ", JSON says $want"
             unless $same;
     };
+    # One series per mount, labelled by app and location, as the JSON's locations.
     for my $app (sort keys %{ $doc->{apps} }) {
-        my $counts = $doc->{apps}{$app};
-        $compare->('gateway_app_responses_total', { app => $app, class => $_ }, $counts->{responses}{$_})
+      for my $location (sort keys %{ $doc->{apps}{$app}{locations} }) {
+        my $counts = $doc->{apps}{$app}{locations}{$location};
+        my %mount = (app => $app, location => $location);
+        $compare->('gateway_app_responses_total', { %mount, class => $_ }, $counts->{responses}{$_})
             for qw(1xx 2xx 3xx 4xx 5xx);
-        $compare->("gateway_app_${_}_total", { app => $app }, $counts->{$_})
+        $compare->("gateway_app_${_}_total", \%mount, $counts->{$_})
             for qw(failures panics timeouts queue_full unavailable);
-        $compare->('gateway_app_in_flight', { app => $app }, $counts->{in_flight});
+        $compare->('gateway_app_in_flight', \%mount, $counts->{in_flight});
         for my $bucket (@{ $counts->{latency}{buckets} }) {
             my $le = $bucket->{le_ms} eq '+Inf' ? '+Inf' : $bucket->{le_ms} / 1000;
-            $compare->('gateway_app_call_duration_seconds_bucket', { app => $app, le => "$le" }, $bucket->{count});
+            $compare->('gateway_app_call_duration_seconds_bucket', { %mount, le => "$le" }, $bucket->{count});
         }
-        $compare->('gateway_app_call_duration_seconds_count', { app => $app }, $counts->{latency}{count});
-        $compare->('gateway_app_call_duration_seconds_sum', { app => $app }, $counts->{latency}{sum_seconds});
+        $compare->('gateway_app_call_duration_seconds_count', \%mount, $counts->{latency}{count});
+        $compare->('gateway_app_call_duration_seconds_sum', \%mount, $counts->{latency}{sum_seconds});
+      }
     }
     for my $pool (sort keys %{ $doc->{thread_pools} }) {
         my $p = $doc->{thread_pools}{$pool};
@@ -617,6 +621,21 @@ subtest 'any worker answers for all, with exact sums' => sub {
     is_deeply counters($doc, $_), $expected{$_}, "$_: the counts of the sequence" for sort keys %expected;
     is_deeply $doc->{thread_pools}, \%expected_pools, 'thread pool "default": 6 calls completed, none queued or running';
     check_histogram($doc, $_, 'after the sequence') for sort keys %expected;
+    # Each location counts apart; an app's numbers are the sums over its locations.
+    is_deeply [sort keys %{ $doc->{apps}{stream}{locations} }], ['/deadline/', '/pool/', '/stream/'],
+        'stream: counted apart in each of its three locations';
+    for my $app (sort keys %expected) {
+        my %sum;
+        for my $counts (values %{ $doc->{apps}{$app}{locations} }) {
+            $sum{$_} += $counts->{$_} for qw(requests failures panics timeouts queue_full unavailable in_flight);
+            $sum{"r$_"} += $counts->{responses}{$_} for qw(1xx 2xx 3xx 4xx 5xx);
+            $sum{latency} += $counts->{latency}{count};
+        }
+        my $total = $doc->{apps}{$app};
+        my %want = ((map { ($_ => $total->{$_}) } qw(requests failures panics timeouts queue_full unavailable in_flight)),
+            (map { ("r$_" => $total->{responses}{$_}) } qw(1xx 2xx 3xx 4xx 5xx)), latency => $total->{latency}{count});
+        is_deeply \%sum, \%want, "$app: its totals are the sums over its locations";
+    }
     my $hello = $doc->{apps}{hello}{latency};
     is $hello->{buckets}[8]{count}, 12, 'hello: its 12 fast calls all took less than 1 s';
     my $stream = $doc->{apps}{stream}{latency};
@@ -752,6 +771,10 @@ subtest 'a timeout is counted: timeouts, a 5xx, the call, and in_flight back to 
         responses => { %{ $before->{apps}{stream}{responses} }, '5xx' => $before->{apps}{stream}{responses}{'5xx'} + 1 },
         timeouts => $before->{apps}{stream}{timeouts} + 1 },
         'stream: timeouts +1, 5xx +1 (the 504), nothing else';
+    my %timeouts = map { ($_ => $doc->{apps}{stream}{locations}{$_}{timeouts}
+        - ($before->{apps}{stream}{locations}{$_}{timeouts} // 0)) } keys %{ $doc->{apps}{stream}{locations} };
+    is_deeply \%timeouts, { '/deadline/' => 1, '/pool/' => 0, '/stream/' => 0 },
+        'the timeout is counted in /deadline/, the location it happened in';
     is $doc->{thread_pools}{default}{completed}, $before->{thread_pools}{default}{completed} + 1,
         'the pool completed the detached call';
     is $doc->{thread_pools}{default}{running}, 0, '... and runs nothing';
@@ -784,6 +807,10 @@ subtest 'a call that times out while its worker shuts down (reload)' => sub {
         or diag "in_flight $doc->{apps}{stream}{in_flight}, running $doc->{thread_pools}{default}{running}";
     is $doc->{apps}{stream}{timeouts}, $before->{apps}{stream}{timeouts} + 1, 'timeouts +1';
     is $doc->{apps}{stream}{responses}{'5xx'}, $before->{apps}{stream}{responses}{'5xx'} + 1, '5xx +1';
+    my %timeouts = map { ($_ => $doc->{apps}{stream}{locations}{$_}{timeouts}
+        - ($before->{apps}{stream}{locations}{$_}{timeouts} // 0)) } keys %{ $doc->{apps}{stream}{locations} };
+    is_deeply \%timeouts, { '/deadline/' => 1, '/pool/' => 0, '/stream/' => 0 },
+        'the timeout is counted in /deadline/, the location it happened in';
     is $doc->{thread_pools}{default}{completed}, $before->{thread_pools}{default}{completed} + 1,
         'the pool completed the detached call';
     is_deeply [log_lines($server, qr/\[alert\]/)], [], 'no [alert] (such as "open socket ... left in connection")';

@@ -1,11 +1,11 @@
 //! Bodies in memory: the app's bytes (or the module's own) sent as they are, without a copy.
 
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_http_output_filter, ngx_http_request_t, ngx_http_send_special,
-    ngx_int_t, ngx_pcalloc, NGX_ERROR, NGX_HTTP_LAST,
+    ngx_buf_t, ngx_http_request_t, ngx_http_send_special, ngx_int_t, ngx_pcalloc, NGX_ERROR,
+    NGX_HTTP_LAST,
 };
 
-use super::send_header;
+use super::{send_header, send_whole_body};
 
 /// Sends the header, then `body` as the whole response body, without copying it: `body` must
 /// stay valid and unchanged until the request ends (the app's memory until its release, or
@@ -23,20 +23,12 @@ pub fn send_bytes(r: &mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
     if buf.is_null() {
         return NGX_ERROR as ngx_int_t;
     }
-    let is_main = std::ptr::eq(r.main, r);
     // SAFETY: `buf` is zeroed and ours. It points at `body`, which the caller keeps valid until
     // the request ends; `memory` tells nginx not to write to it.
     unsafe {
         (*buf).pos = body.as_ptr().cast_mut();
         (*buf).last = body.as_ptr().add(body.len()).cast_mut();
         (*buf).set_memory(1);
-        (*buf).set_last_buf(u32::from(is_main));
-        (*buf).set_last_in_chain(1);
     }
-    let mut out = ngx_chain_t {
-        buf,
-        next: std::ptr::null_mut(),
-    };
-    // SAFETY: `r` is live; nginx copies the chain link before returning.
-    unsafe { ngx_http_output_filter(r, &mut out) }
+    send_whole_body(r, buf)
 }

@@ -3,10 +3,10 @@
 
 use ngx::core::Pool;
 use ngx::ffi::{
-    ngx_buf_t, ngx_chain_t, ngx_file_t, ngx_http_output_filter, ngx_http_request_t,
-    ngx_http_send_special, ngx_http_set_content_type, ngx_http_set_etag, ngx_int_t,
-    ngx_open_cached_file, ngx_open_file_info_t, ngx_str_t, off_t, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST, NGX_HTTP_NOT_FOUND, NGX_OK,
+    ngx_buf_t, ngx_file_t, ngx_http_request_t, ngx_http_send_special, ngx_http_set_content_type,
+    ngx_http_set_etag, ngx_int_t, ngx_open_cached_file, ngx_open_file_info_t, ngx_str_t, off_t,
+    NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_LAST,
+    NGX_HTTP_NOT_FOUND, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 
@@ -89,7 +89,6 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int
     if buf.is_null() || nginx_file.is_null() {
         return NGX_ERROR as ngx_int_t;
     }
-    let is_main = std::ptr::eq(r.main, r);
     // SAFETY: both are zeroed pool allocations; the descriptor stays open for the request.
     unsafe {
         (*nginx_file).fd = file.fd;
@@ -100,15 +99,8 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int
         (*buf).file_pos = 0;
         (*buf).file_last = file.size as off_t;
         (*buf).set_in_file(1);
-        (*buf).set_last_buf(u32::from(is_main));
-        (*buf).set_last_in_chain(1);
     }
-    let mut out = ngx_chain_t {
-        buf,
-        next: std::ptr::null_mut(),
-    };
-    // SAFETY: `r` is live; nginx copies the chain link before returning.
-    unsafe { ngx_http_output_filter(r, &mut out) }
+    response::send_whole_body(r, buf)
 }
 
 /// Sets Content-Type from the file's extension through nginx's `types`, as its static module
