@@ -253,6 +253,11 @@ fn load(path: &Path, file: File) -> Result<App, LoadError> {
             } else {
                 None
             },
+            cancel: if minor >= 1 {
+                std::ptr::addr_of!((*head).cancel).read()
+            } else {
+                None
+            },
         }
     };
     // SAFETY: the name is a static of the library, loaded as long as the `App`.

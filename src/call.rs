@@ -56,6 +56,8 @@ struct Inner {
     queued: bool,
     /// A wake came while no waiter was registered: the next registration finds it.
     woken: bool,
+    /// The app has the handle: it was called with it (or is being called).
+    delivered: bool,
 }
 
 /// Longest request id kept for log lines (nginx's are 32 hex digits).
@@ -70,7 +72,12 @@ pub struct CallState {
 }
 
 impl CallState {
-    fn new(app_name: Arc<str>, request_id: &[u8], outcome: Outcome) -> Arc<CallState> {
+    fn new(
+        app_name: Arc<str>,
+        request_id: &[u8],
+        outcome: Outcome,
+        delivered: bool,
+    ) -> Arc<CallState> {
         let mut id = [0; REQUEST_ID_MAX];
         let len = request_id.len().min(REQUEST_ID_MAX);
         id[..len].copy_from_slice(&request_id[..len]);
@@ -80,6 +87,7 @@ impl CallState {
                 waiter: None,
                 queued: false,
                 woken: false,
+                delivered,
             }),
             app_name,
             request_id: id,
@@ -87,9 +95,15 @@ impl CallState {
         })
     }
 
-    /// A pending call, and the handle for the app, which holds its own reference.
-    pub fn start(app_name: Arc<str>, request_id: &[u8]) -> (Arc<CallState>, *mut abi::Call) {
-        let call = CallState::new(app_name, request_id, Outcome::Pending);
+    /// A pending call, and the handle for the app, which holds its own reference; `delivered`
+    /// when the app gets the handle right away, else the thread that calls it says so with
+    /// [`CallState::deliver`].
+    pub fn start(
+        app_name: Arc<str>,
+        request_id: &[u8],
+        delivered: bool,
+    ) -> (Arc<CallState>, *mut abi::Call) {
+        let call = CallState::new(app_name, request_id, Outcome::Pending, delivered);
         let handle = Arc::into_raw(Arc::clone(&call))
             .cast_mut()
             .cast::<abi::Call>();
@@ -98,7 +112,7 @@ impl CallState {
 
     /// An app's handle for [`abi::Host::log`] outside any request; never completed.
     pub fn log_handle(app_name: Arc<str>) -> Arc<CallState> {
-        CallState::new(app_name, b"", Outcome::Abandoned)
+        CallState::new(app_name, b"", Outcome::Abandoned, false)
     }
 
     /// The handle the app gets for this state, as long as the state lives.
@@ -129,9 +143,20 @@ impl CallState {
         }
     }
 
-    /// Whether the module stopped waiting for the call.
-    pub fn is_abandoned(&self) -> bool {
-        matches!(self.inner.lock().outcome, Outcome::Abandoned)
+    /// The app is about to be called with the handle; false if the module stopped waiting
+    /// meanwhile, and the app is not to be called at all.
+    pub fn deliver(&self) -> bool {
+        let mut inner = self.inner.lock();
+        if matches!(inner.outcome, Outcome::Abandoned) {
+            return false;
+        }
+        inner.delivered = true;
+        true
+    }
+
+    /// Whether the app got the handle; settled for good once the call is abandoned.
+    pub fn delivered(&self) -> bool {
+        self.inner.lock().delivered
     }
 
     /// Stops waiting for a call that has not completed; false if it already has. A waiter

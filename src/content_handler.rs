@@ -103,7 +103,8 @@ fn call_app(r: &mut ngx_http_request_t) -> ngx_int_t {
         })
     };
     let request_id = request_id::of(r, variables.request_id).unwrap_or_default();
-    let (state, handle) = CallState::start(app.shared_name(), request_id);
+    let offloaded = conf.thread_pool.is_some();
+    let (state, handle) = CallState::start(app.shared_name(), request_id, !offloaded);
     if let Some(counters) = conf.counters.app() {
         counters.call_started();
     }

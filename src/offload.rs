@@ -214,7 +214,7 @@ fn run(offloaded: NonNull<PendingCall>) {
     // itself can be read here; the request is held until the task has returned.
     let (call, conf) = unsafe { (&(*offloaded).call, (*offloaded).conf()) };
     let pool = conf.counters.pool();
-    if call.state.is_abandoned() {
+    if !call.state.deliver() {
         // It timed out while queued: nobody waits for it any more.
         if let Some(pool) = pool {
             pool.skipped();

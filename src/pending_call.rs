@@ -3,9 +3,11 @@
 //!
 //! Such a call lives in its request's pool with the request held ([`request_hold`]): the app
 //! may read the environ and the body until it completes, whatever the client does. Its
-//! `gateway_timeout` deadline answers 504 and lets the call finish detached; the request is
-//! given back only once the app is done with it. The completion reaches the loop through the
-//! call's waiter ([`crate::call::wake`]), and is sent (or, after a 504, dropped) there.
+//! `gateway_timeout` deadline answers 504 and lets the call finish detached; a client that
+//! goes away meanwhile is noticed (nginx's own test of a reading connection) and the call is
+//! left the same way; either way the app hears of it through its `cancel` entry (ABI 1.1).
+//! The request is given back only once the app is done with it. The completion reaches the
+//! loop through the call's waiter ([`crate::call::wake`]), and is sent (or dropped) there.
 
 use std::ffi::c_void;
 use std::mem::offset_of;
@@ -15,8 +17,9 @@ use std::sync::Arc;
 
 use gateway_abi as abi;
 use ngx::ffi::{
-    ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_pcalloc,
-    NGX_DONE, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE,
+    ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_handle_read_event, ngx_http_block_reading,
+    ngx_http_request_t, ngx_http_test_reading, ngx_int_t, ngx_pcalloc, NGX_DONE,
+    NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_INFO,
 };
 
 use crate::app_loader::App;
@@ -98,7 +101,78 @@ pub fn hold(
     // SAFETY: the event lives in the pool as long as the request, which is held.
     unsafe { ngx_add_timer(&mut pending_ref.deadline, conf.timeout) };
     request_hold::hold(r);
+    watch_client(r, pending);
     Ok(pending)
+}
+
+/// Has the request's read events tell whether the client goes away while the call is out.
+fn watch_client(r: &mut ngx_http_request_t, pending: NonNull<PendingCall>) {
+    let Some(record) = CallRecord::of(r) else {
+        return;
+    };
+    record.pending.set(pending.as_ptr().cast());
+    r.read_event_handler = Some(client_read);
+    // SAFETY: a live request has its connection and read event; with edge-triggered events
+    // (epoll) it is armed already, and this is then a no-op.
+    unsafe { ngx_handle_read_event((*r.connection).read, 0) };
+}
+
+/// A read event while the call is out: nginx's own test tells a closed or reset connection
+/// (and finalizes the request with 499, which its hold defers); the call is then left.
+unsafe extern "C" fn client_read(r: *mut ngx_http_request_t) {
+    // SAFETY: nginx passes the live request, held by its pending call.
+    unsafe { ngx_http_test_reading(r) };
+    // SAFETY: as above.
+    let r = unsafe { &mut *r };
+    // SAFETY: a live request has its connection, with its log.
+    let (gone, log) = unsafe { ((*r.connection).error() != 0, (*r.connection).log) };
+    if !gone {
+        return;
+    }
+    // Nothing more to hear from this client; nginx drops the read event (level-triggered).
+    // SAFETY: `r` is live.
+    unsafe { ngx_http_block_reading(r) };
+    guard(log, "client gone", (), || {
+        let pending = CallRecord::of(r).map_or(std::ptr::null_mut(), |record| record.pending.get());
+        // SAFETY: set in `watch_client` to this request's call, held with it in its pool.
+        let Some(pending) = (unsafe { pending.cast::<PendingCall>().as_mut() }) else {
+            return;
+        };
+        if stop_waiting(pending) {
+            // SAFETY: as above.
+            let r = unsafe { &mut *pending.request };
+            let app = Arc::clone(&pending.call.app);
+            app_log::log(
+                NGX_LOG_INFO as usize,
+                r,
+                &app,
+                format_args!("client went away during the call; it finishes detached"),
+            );
+        }
+    })
+}
+
+/// Stops waiting for a call still pending: the app hears of it (`cancel`), the call finishes
+/// detached, and a quitting worker still waits for it. False if the call had completed.
+fn stop_waiting(pending: &mut PendingCall) -> bool {
+    if !pending.call.state.abandon_if_pending() {
+        return false;
+    }
+    if pending.deadline.timer_set() != 0 {
+        // SAFETY: the timer is set, on this event.
+        unsafe { ngx_del_timer(&mut pending.deadline) };
+    }
+    pending.deadline.handler = Some(request_hold::keep_waiting);
+    // SAFETY: the event lives in the pool as long as the request, which the call holds.
+    unsafe { ngx_add_timer(&mut pending.deadline, KEEP_WAITING_MS) };
+    let call = &pending.call;
+    if let (Some(cancel), true) = (call.app.descriptor().cancel, call.state.delivered()) {
+        // SAFETY: the app has the handle and has not completed the call as far as the module
+        // knows (the ABI lets a concurrent completion cross this); `call.state` keeps the
+        // handle's memory alive meanwhile.
+        unsafe { cancel(call.instance, call.handle) };
+    }
+    true
 }
 
 /// Waits for the app to complete the call, or finishes it now if it has.
@@ -185,7 +259,7 @@ unsafe extern "C" fn deadline_passed(event: *mut ngx_event_t) {
     // SAFETY: as above.
     let log = unsafe { (*r.connection).log };
     guard(log, "call deadline", (), || {
-        if !pending.call.state.abandon_if_pending() {
+        if !stop_waiting(pending) {
             // The call just completed; its outcome is on its way to `done`.
             return;
         }
@@ -198,11 +272,6 @@ unsafe extern "C" fn deadline_passed(event: *mut ngx_event_t) {
         if let Some(record) = CallRecord::of(r) {
             record.timed_out(conf, NGX_HTTP_GATEWAY_TIME_OUT as u16);
         }
-        // The call goes on detached: keep a gracefully exiting worker waiting for it, as the
-        // deadline did until now.
-        pending.deadline.handler = Some(request_hold::keep_waiting);
-        // SAFETY: the event lives in the pool as long as the request, which the call holds.
-        unsafe { ngx_add_timer(&mut pending.deadline, KEEP_WAITING_MS) };
         let app = Arc::clone(&pending.call.app);
         app_log::error(
             r,

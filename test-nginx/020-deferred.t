@@ -235,6 +235,7 @@ CONF
     all_released($server, '/d', 'after the late completions');
     my @timeouts = log_lines($server, qr/\[error\] .*gateway: app "deferred".*call exceeded gateway_timeout.*\(request $hex32\)/);
     is scalar @timeouts, 2, 'the module logged both timeouts' or diag @timeouts;
+    is get($server, '/t/cancelled')->{body}, "2\n", 'the app was told of both (AppDescriptor::cancel)';
     is scalar(log_lines($server, qr/failed later/)), 0, 'the late failure is discarded, not logged as the request\'s';
     is get($server, '/t/now')->{body}, "now\n", 'the location serves on';
     finish($server, 'gateway_timeout');

@@ -22,7 +22,7 @@ use Time::HiRes qw(sleep time);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::Gateway::Server qw(
-    apps_dir patience start_nginx worker_pids bad_log_lines finish run_clients get
+    apps_dir patience start_nginx worker_pids bad_log_lines log_lines finish run_clients get
     describe wait_until
 );
 
@@ -165,7 +165,15 @@ subtest 'an offloaded call, reset before and after gateway_timeout' => sub {
     ], must_reset => $clients / 2);
 };
 
+# How many calls the deferred app was told the module stopped waiting for (its cancel).
+sub cancelled {
+    my $c = get($server, '/d1/cancelled');
+    return $c->{body} =~ /^(\d+)$/ ? $1 : -1;
+}
+
 subtest 'a deferred call held on the event loop, reset' => sub {
+    my $cancelled = cancelled();
+    my $gone = () = log_lines($server, qr/client went away during the call/);
     case('deferred, reset at 30 ms (deadline 100 ms)',
         [map { [0, "/d1/defer?ms=$sleep", reset_after => secs(30), keepalive => 1] } 1 .. $clients]);
     case('deferred, reset at 30 ms (deadline 1 s)',
@@ -174,6 +182,12 @@ subtest 'a deferred call held on the event loop, reset' => sub {
         [map { [0, "/d1/defer?ms=$sleep", reset_after => secs(150), keepalive => 1, expect => qr/^504 /] }
             1 .. $clients],
         must_reset => 0);
+    # The first two cases' clients left while their calls were out: nginx noticed each reset
+    # then, not when the app answered; the third's calls were left at their deadline.
+    my $noticed = () = log_lines($server, qr/client went away during the call/);
+    is $noticed - $gone, 2 * $clients, 'each reset during a deferred call was noticed while the call was out';
+    is cancelled() - $cancelled, 3 * $clients,
+        'the app was told of every call the module stopped waiting for (AppDescriptor::cancel), once each';
 };
 
 subtest 'mid-stream on a thread pool, reset' => sub {

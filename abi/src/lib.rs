@@ -42,7 +42,8 @@
 //! # 1.1 additions
 //! [`STREAM_PENDING`] with [`Host::wake`], [`Host::log`], how the instance runs
 //! ([`Setup::runs_on`], [`Setup::threads`], [`Setup::worker`]), a handle for logging outside
-//! requests ([`Setup::log_handle`]) and the configuration-time [`AppDescriptor::check`].
+//! requests ([`Setup::log_handle`]), the configuration-time [`AppDescriptor::check`], and
+//! [`AppDescriptor::cancel`] for calls the module stopped waiting for.
 
 #![warn(missing_docs)]
 
@@ -172,6 +173,13 @@ pub struct AppDescriptor {
     /// message and the `gateway_app` line. It must have no side effects: no threads, no
     /// interpreter, no files written, nothing kept. [`Setup::worker`] is [`NO_WORKER`].
     pub check: Option<unsafe extern "C" fn(setup: *const Setup) -> i32>,
+    /// (1.1, optional) The module stopped waiting for `call`, which the app has not completed:
+    /// its `gateway_timeout` passed (the client got a 504) or the client went away. The app
+    /// should stop working on it (drop its future, say) and complete it soon, any way it
+    /// likes: the completion is only released. Called on the nginx event loop, at most once a
+    /// call; the handle stays valid until the app completes the call. It may come while the
+    /// app is completing the call on another thread, and is then to be ignored.
+    pub cancel: Option<unsafe extern "C" fn(instance: *mut c_void, call: *mut Call)>,
 }
 
 /// What [`AppDescriptor::init`] gets.

@@ -140,6 +140,7 @@ macro_rules! __app_descriptor {
             call: $crate::__private::call,
             shutdown: $crate::__private::shutdown,
             check: $check,
+            cancel: ::std::option::Option::None,
         };
     };
 }
