@@ -1,0 +1,1 @@
+"""A Flask JSON API of jokes; the app is jokes.app:app."""
