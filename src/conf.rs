@@ -32,6 +32,9 @@ pub struct MainConf {
     pub status_table: Cell<Option<NonNull<counters::Table>>>,
     /// Some location has `gateway_status`, which needs the zone.
     pub status_locations: bool,
+    /// `gateway_strict_modes`: judge app libraries' owners and modes (`app_trust`); None
+    /// when not given, which means on.
+    pub strict_modes: Option<bool>,
 }
 
 /// Indexes of the nginx variables behind environ keys: nginx computes them (honouring, e.g.,

@@ -17,10 +17,10 @@ use ngx::ffi::{
 };
 use ngx::ngx_conf_log_error;
 
-use crate::app_loader;
 use crate::conf::{location_and_main, EnvironVariables, LocationConf, Param, ThreadPool};
 use crate::content_handler::gateway_content_handler;
 use crate::panic_guard::guard;
+use crate::{app_loader, app_trust};
 
 /// The arguments of the directive being parsed, its name first.
 ///
@@ -71,6 +71,22 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
         return NGX_CONF_ERROR;
     }
     let path = Path::new(OsStr::from_bytes(path.as_bytes()));
+    // SAFETY: inside a location block, `cf->ctx` holds that location's configurations.
+    let cf_ref = unsafe { &*cf };
+    let Some((core, main)) = location_and_main(cf_ref) else {
+        return NGX_CONF_ERROR;
+    };
+    // Before loading: the loader runs the library's initialisers, here in the master.
+    let strict = main.strict_modes.unwrap_or(true);
+    if let Err(reason) = app_trust::judge_before_loading(cf_ref, strict, path) {
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "gateway: app library \"{}\" is not trusted: {reason}",
+            path.display()
+        );
+        return NGX_CONF_ERROR;
+    }
     let app = match app_loader::open(path) {
         Ok(app) => app,
         Err(error) => {
@@ -79,11 +95,6 @@ unsafe fn configure_app(cf: *mut ngx_conf_t, conf: &mut LocationConf) -> *mut c_
         }
     };
 
-    // SAFETY: inside a location block, `cf->ctx` holds that location's configurations.
-    let cf_ref = unsafe { &*cf };
-    let Some((core, main)) = location_and_main(cf_ref) else {
-        return NGX_CONF_ERROR;
-    };
     if main.variables.is_none() {
         // SAFETY: called while parsing, as variable indexes must be.
         match unsafe { EnvironVariables::register(cf) } {
@@ -355,5 +366,38 @@ pub unsafe extern "C" fn set_gateway_slow_request(
         }
         conf.slow_request = Some(Duration::from_millis(threshold as u64));
         NGX_CONF_OK
+    })
+}
+
+/// `gateway_strict_modes on|off;`: whether `nginx -t` run as root refuses app libraries that
+/// someone other than root or the worker user could replace (`app_trust`); on by default.
+/// Parsed by nginx's own flag parser: "on" or "off", "is duplicate" when repeated.
+pub unsafe extern "C" fn set_gateway_strict_modes(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx calls directive handlers with a valid `cf` while parsing.
+    let log = unsafe { (*cf).log };
+    guard(log, "gateway_strict_modes", NGX_CONF_ERROR, || {
+        // SAFETY: `conf` is this module's main configuration (NGX_HTTP_MAIN_CONF_OFFSET).
+        let main = unsafe { &mut *conf.cast::<crate::conf::MainConf>() };
+        let mut flag: ngx::ffi::ngx_flag_t = match main.strict_modes {
+            None => ngx::ffi::NGX_CONF_UNSET as ngx::ffi::ngx_flag_t,
+            Some(on) => on.into(),
+        };
+        // The parser writes at `conf + offset`: here the local flag, with no post handler.
+        // SAFETY: `cmd` is this directive's command, which nginx passes to its handler.
+        let mut command = unsafe { *cmd };
+        command.offset = 0;
+        command.post = std::ptr::null_mut();
+        let flag_ptr = std::ptr::addr_of_mut!(flag).cast();
+        // SAFETY: called while parsing this directive (NGX_CONF_FLAG: args are [name, value]);
+        // nginx reads and writes only `flag`, and logs a bad value with this file and line.
+        let rc = unsafe { ngx::ffi::ngx_conf_set_flag_slot(cf, &mut command, flag_ptr) };
+        if rc == NGX_CONF_OK {
+            main.strict_modes = Some(flag != 0);
+        }
+        rc
     })
 }

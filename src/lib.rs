@@ -19,6 +19,7 @@ mod app_check;
 mod app_loader;
 mod app_log;
 mod app_setup;
+mod app_trust;
 mod call;
 mod call_record;
 mod conf;
@@ -44,9 +45,9 @@ use std::ptr::{addr_of, null_mut};
 
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_CONF_TAKE23, NGX_ERROR, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
-    NGX_HTTP_SRV_CONF, NGX_OK,
+    NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_CONF_TAKE23, NGX_ERROR,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::ngx_string;
@@ -115,7 +116,7 @@ const fn directive(
 type DirectiveHandler =
     unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
 
-static mut COMMANDS: [ngx_command_t; 10] = [
+static mut COMMANDS: [ngx_command_t; 11] = [
     directive(
         ngx_string!("gateway_app"),
         NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
@@ -169,6 +170,12 @@ static mut COMMANDS: [ngx_command_t; 10] = [
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
         directives::set_gateway_slow_request,
         NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    directive(
+        ngx_string!("gateway_strict_modes"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG,
+        directives::set_gateway_strict_modes,
+        NGX_HTTP_MAIN_CONF_OFFSET,
     ),
     ngx_command_t::empty(),
 ];
