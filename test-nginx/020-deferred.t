@@ -23,6 +23,7 @@ use Test::Gateway::Server qw(
     stop_nginx worker_pids thread_count log_lines access_lines finish run_clients get describe
     wait_until
 );
+use Test::Gateway::Process qw(write_file);
 
 my $apps = apps_dir() or plan skip_all => 'TEST_NGINX_APPS is not set';
 
@@ -293,6 +294,29 @@ CONF
     $c = get($server, '/old/again');
     is $c->{status}, 200, 'the 1.0 app again';
     finish($server, 'ABI 1.0');
+};
+
+subtest 'a stream reads the request body after the call completed (valid until its release)' => sub {
+    my $server = start_nginx(name => 'gateway-020', server => <<"CONF");
+        location /b/ {
+            gateway_app $deferred;
+            client_body_buffer_size 16k;
+        }
+CONF
+    for my $size (1000, 1048576) {
+        # Bytes that show a chunk out of place: every 4-byte word is its own offset.
+        my $body = join '', map { pack 'N', $_ } 0 .. $size / 4 - 1;
+        my $file = "$server->{prefix}/body-$size";
+        write_file($file, $body);
+        my $url = "http://127.0.0.1:$server->{port}/b/body-stream";
+        my $got = qx{curl -s --max-time 30 --data-binary \@$file $url};
+        is length($got), $size, "$size bytes: as many streamed back";
+        ok $got eq $body, "$size bytes: the very bytes, read by the stream after the call completed";
+    }
+    my @spilled = log_lines($server, qr/a client request body is buffered to a temporary file/);
+    is scalar @spilled, 1, 'the 1 MiB body was in nginx\'s temp file, the 1000 bytes in memory';
+    all_released($server, '/b', 'after the body streams');
+    finish($server, 'body stream');
 };
 
 done_testing;

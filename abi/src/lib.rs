@@ -27,9 +27,10 @@
 //! before `call` returns, or later and from any thread (since 1.1 the module keeps this
 //! promise for every location: a call still pending when `call` returns holds its request
 //! until it completes, answered 504 at `gateway_timeout`). Everything `request` points to
-//! stays valid until the call is completed, and the handle must not be used after, except
-//! for [`Host::wake`] and [`Host::log`] while a streamed response is alive (see
-//! [`Host::wake`]). The module owns all the nginx-side work; completing from another thread
+//! stays valid until the call is completed, and (since 1.1) for a call completed with
+//! [`Host::respond`] until that response's `release` (a stream may read the request body as it
+//! goes). The handle must not be used after completion, except for [`Host::wake`] and
+//! [`Host::log`] while a streamed response is alive (see [`Host::wake`]). The module owns all the nginx-side work; completing from another thread
 //! only hands the response over, nginx itself is touched on its own loop.
 //!
 //! A [`Response`] and everything it points to belong to the app and must stay valid and
