@@ -15,9 +15,9 @@ use ngx::core::Pool;
 use ngx::ffi::{
     ngx_add_timer, ngx_chain_get_free_buf, ngx_chain_t, ngx_chain_update_chains, ngx_del_timer,
     ngx_event_t, ngx_handle_write_event, ngx_http_finalize_request, ngx_http_output_filter,
-    ngx_http_request_t, ngx_http_send_special, ngx_int_t, ngx_post_event, ngx_posted_events,
-    NGX_AGAIN, NGX_DONE, NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_REQUEST_TIME_OUT,
-    NGX_LOG_INFO, NGX_OK,
+    ngx_http_request_t, ngx_http_send_special, ngx_http_test_reading, ngx_int_t, ngx_post_event,
+    ngx_posted_events, NGX_AGAIN, NGX_DONE, NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST,
+    NGX_HTTP_REQUEST_TIME_OUT, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
@@ -178,6 +178,9 @@ pub fn start(
     let main = unsafe { &mut *r.main };
     main.set_count(main.count() + 1);
     r.write_event_handler = Some(write_event_handler);
+    // As nginx's own writer does: a client that goes away (a closed connection, an HTTP/2
+    // RST_STREAM) shows on the read side, also while the pump waits for a write or its app.
+    r.read_event_handler = Some(ngx_http_test_reading);
     if let Turn::Finished(rc) = run(r) {
         // SAFETY: gives back the pump's reference.
         unsafe { ngx_http_finalize_request(r, rc) };
