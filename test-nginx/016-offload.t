@@ -5,265 +5,36 @@
 # and bad directives stop nginx from starting.
 #
 # Concurrency needs several connections at once, which the Test::Nginx::Socket format
-# cannot express, so this is a plain Test::More script: it uses the Test::Nginx
-# environment (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES, TEST_NGINX_APPS,
+# cannot express, so this is a plain Test::More script on Test::Gateway::Server: it uses the
+# Test::Nginx environment (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES, TEST_NGINX_APPS,
 # TEST_NGINX_PORT) but writes its own nginx.conf into a temporary prefix, starts nginx
-# itself (listening on 127.0.0.1 only), and always stops it.
+# itself (listening on 127.0.0.1 only), and always stops it. Most sections run nginx
+# without a master process (a single process that serves); those that ask a worker's pid
+# run one with a master.
 #
 # Timing bounds are loose (seconds) on purpose: CI has two slow cores.
 use strict;
 use warnings;
 use Test::More;
-use File::Temp qw(tempdir);
-use IO::Select ();
 use IO::Socket::INET ();
 use List::Util qw(max min);
-use POSIX ();
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(sleep);
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::Gateway::Process qw(free_port alive wait_for_exit slurp stop_pid);
+use Test::Gateway::Process qw(slurp);
+use Test::Gateway::Server qw(
+    apps_dir write_conf line_of launch start_nginx stop_nginx pid_from_file log_lines finish
+    run_clients get send_request read_response describe
+);
 
-my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
-my $apps = $ENV{TEST_NGINX_APPS} or plan skip_all => 'TEST_NGINX_APPS is not set';
-my @modules = split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '';
+my $apps = apps_dir() or plan skip_all => 'TEST_NGINX_APPS is not set';
 
 my $hex32 = qr/[0-9a-f]{32}/;
 # What stands between a level and the message: Debian's nginx writes its startup errors to
 # stderr in the error log's format, with "PID#TID: ".
 my $pid_prefix = qr/(?:\d+#\d+: )?/;
-
-# --- nginx ----------------------------------------------------------------------------
-
-my @running;    # servers to stop, whatever happens
-
-END {
-    local $?;
-    stop_nginx($_) for @{[@running]};
-}
-
-# Writes nginx.conf into a fresh prefix: $o{main} in the main context, $o{server} in the
-# server block; master_process as $o{master}. Returns the server's description.
-sub write_conf {
-    my (%o) = @_;
-    my $prefix = tempdir('gateway-016-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    mkdir "$prefix/$_" for qw(conf logs);
-    my $port = free_port();
-    my $load = join '', map { "load_module $_;\n" } @modules;
-    # Workers of a root master would otherwise run as "nobody".
-    my $user = $> == 0 ? "user root;\n" : '';
-    my $master = $o{master} ? 'on' : 'off';
-    my $main = $o{main} // '';
-    my $server = $o{server};
-    my $text = <<"CONF";
-${load}${user}worker_processes 1;
-master_process $master;
-daemon on;
-error_log logs/error.log info;
-pid logs/nginx.pid;
-$main
-events {
-    worker_connections 256;
-    accept_mutex off;
-}
-http {
-    access_log logs/access.log;
-    default_type text/plain;
-    client_body_temp_path $prefix/body;
-    proxy_temp_path $prefix/proxy;
-    fastcgi_temp_path $prefix/fastcgi;
-    uwsgi_temp_path $prefix/uwsgi;
-    scgi_temp_path $prefix/scgi;
-    server {
-        listen 127.0.0.1:$port;
-$server
-    }
-}
-CONF
-    my $conf = "$prefix/conf/nginx.conf";
-    open my $fh, '>', $conf or die "cannot write $conf: $!";
-    print $fh $text;
-    close $fh;
-    return { prefix => $prefix, port => $port, conf => $conf, text => $text,
-             log => "$prefix/logs/error.log", stderr => "$prefix/logs/stderr" };
-}
-
-# The line of nginx.conf where $needle first appears.
-sub line_of {
-    my ($server, $needle) = @_;
-    my $at = index $server->{text}, $needle;
-    die "\"$needle\" is not in the config\n" if $at < 0;
-    return 1 + (() = substr($server->{text}, 0, $at) =~ /\n/g);
-}
-
-# Runs nginx's command line (it daemonizes and exits); returns its wait status.
-sub launch {
-    my $server = shift;
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', $server->{stderr};
-        { exec { $nginx } $nginx, '-p', "$server->{prefix}/", '-c', 'conf/nginx.conf' }
-        print STDERR "cannot execute $nginx: $!\n";
-        POSIX::_exit(127);
-    }
-    my $deadline = time + 10;
-    while (time < $deadline) {
-        return $? if waitpid($pid, POSIX::WNOHANG()) == $pid;
-        sleep 0.01;
-    }
-    kill KILL => $pid;
-    waitpid $pid, 0;
-    die "$nginx did not return within 10 s\n";
-}
-
-# Starts nginx with the config; dies (failing the script) if it does not come up.
-sub start_nginx {
-    my $server = write_conf(@_);
-    my $status = launch($server);
-    die "nginx failed to start (status $status): " . slurp($server->{stderr}) if $status;
-    my $deadline = time + 10;
-    until (defined($server->{pid} = pid_from_file($server))) {
-        die "nginx wrote no pid file\n" if time > $deadline;
-        sleep 0.01;
-    }
-    push @running, $server;
-    return $server;
-}
-
-sub pid_from_file {
-    my $server = shift;
-    open my $in, '<', "$server->{prefix}/logs/nginx.pid" or return undef;
-    my $pid = <$in>;
-    return defined $pid && $pid =~ /^(\d+)/ ? $1 : undef;
-}
-
-# Stops nginx gracefully (QUIT), then with TERM and KILL if it lingers. Returns 'gone' if
-# it had exited on its own, else 'stopped' or 'killed'.
-sub stop_nginx {
-    my $server = shift;
-    @running = grep { $_ != $server } @running;
-    my $pid = $server->{pid};
-    return stop_pid($pid);
-}
-
-# The error log's lines that match $pattern.
-sub log_lines {
-    my ($server, $pattern) = @_;
-    return grep { /$pattern/ } split /^/, slurp($server->{log});
-}
-
-# Stops the server and checks what every section checks: nginx was still running, stopped
-# when asked, and nothing crashed or raised an alert.
-sub finish {
-    my ($server, $what) = @_;
-    my $how = stop_nginx($server);
-    is $how, 'stopped', "$what: nginx was running to the end and stopped when asked";
-    # "gateway: <what> panicked" is the module's own guard catching a panic of its code.
-    my @bad = log_lines($server, qr/\[(?:alert|crit|emerg)\]|exited on signal|gateway: [\w ]+ panicked:/);
-    is_deeply \@bad, [], "$what: no [alert], [crit], crash or module panic in the error log";
-    diag "error log of $what:\n" . slurp($server->{log})
-        unless Test::More->builder->is_passing;
-}
-
-# --- clients --------------------------------------------------------------------------
-
-# Sends requests concurrently, each on its own HTTP/1.0 connection: [$at, $uri] is
-# "GET $uri", sent $at seconds after the start. Returns, in the same order, hashes with
-# status, body, done (seconds from sending to the complete response, by its
-# Content-Length), finished (the same from the start, to compare clients), eof (seconds
-# from sending to nginx closing the connection; only with wait_eof, else the client closes
-# once the response is complete) and error.
-sub run_clients {
-    my ($server, $requests, %opt) = @_;
-    my $limit = $opt{limit} // 30;
-    my $start = time;
-    my @clients = map { { at => $_->[0], uri => $_->[1], raw => '' } } @$requests;
-    while (1) {
-        my $now = time - $start;
-        for my $c (grep { !$_->{sock} && !$_->{closed} && $_->{at} <= $now } @clients) {
-            my $sock = IO::Socket::INET->new(
-                PeerAddr => '127.0.0.1', PeerPort => $server->{port}, Proto => 'tcp', Timeout => 5);
-            if (!$sock) {
-                $c->{error} = "connect: $!";
-                $c->{closed} = 1;
-                next;
-            }
-            binmode $sock;
-            # Noted before writing: nginx may start on the request before syswrite returns.
-            $c->{sent} = time - $start;
-            syswrite $sock, "GET $c->{uri} HTTP/1.0\r\nHost: localhost\r\n\r\n";
-            $c->{sock} = $sock;
-        }
-        my @open = grep { $_->{sock} } @clients;
-        my @later = grep { !$_->{sock} && !$_->{closed} } @clients;
-        last unless @open || @later;
-        if ($now > $limit) {
-            $_->{error} //= "no complete response within ${limit} s" for @open, @later;
-            last;
-        }
-        my $wait = @later ? min(map { $_->{at} } @later) - $now : $limit - $now;
-        $wait = 0.001 if $wait < 0.001;
-        my %by_fd = map { fileno($_->{sock}) => $_ } @open;
-        for my $fh (IO::Select->new(map { $_->{sock} } @open)->can_read($wait)) {
-            my $c = $by_fd{fileno $fh};
-            my $n = sysread $fh, my $buf, 65536;
-            my $t = time - $start - $c->{sent};
-            if ($n) {
-                $c->{raw} .= $buf;
-                next if defined $c->{done} || !complete($c);
-                $c->{done} = $t;
-                $c->{finished} = $c->{sent} + $t;
-                next if $opt{wait_eof};
-            } else {
-                $c->{eof} = $t;
-                if (!defined $c->{done} && $c->{raw} =~ /\r\n\r\n/) {
-                    $c->{done} = $t;
-                    $c->{finished} = $c->{sent} + $t;
-                }
-            }
-            close $fh;
-            delete $c->{sock};
-            $c->{closed} = 1;
-        }
-    }
-    for my $c (@clients) {
-        close delete $c->{sock} if $c->{sock};
-        if ($c->{raw} =~ m{\AHTTP/1\.\d (\d{3})[^\r]*\r\n(.*?)\r\n\r\n(.*)\z}s) {
-            @$c{qw(status head body)} = ($1, $2, $3);
-        }
-        $c->{error} //= 'no complete response' unless defined $c->{done};
-        $c->{status} //= 'none';
-        $c->{body} //= '';
-    }
-    return @clients;
-}
-
-# Is the response complete by its Content-Length?
-sub complete {
-    my $c = shift;
-    my ($head, $body) = $c->{raw} =~ /\A(.*?\r\n)\r\n(.*)\z/s or return 0;
-    my ($length) = $head =~ /^Content-Length:\s*(\d+)\r$/mi or return 0;
-    return length($body) >= $length;
-}
-
-sub get {
-    my ($server, $uri) = @_;
-    my ($c) = run_clients($server, [[0, $uri]], limit => 10);
-    return $c;
-}
-
-sub describe {
-    my $c = shift;
-    my $body = $c->{body};
-    $body = substr($body, 0, 60) . '...' if length $body > 60;
-    $body =~ s/\n/\\n/g;
-    return sprintf '%s sent at %.3f s: %s "%s" after %s s%s%s', $c->{uri}, $c->{sent} // -1,
-        $c->{status}, $body,
-        defined $c->{done} ? sprintf('%.3f', $c->{done}) : '-',
-        defined $c->{eof} ? sprintf(', closed after %.3f s', $c->{eof}) : '',
-        $c->{error} ? " ($c->{error})" : '';
-}
+# The one panic a section causes on purpose, which finish would otherwise count as a crash.
+my $handler_panic = qr/\[error\] .*gateway: app "stream" failed: handler panicked at /;
 
 # --- the sections ---------------------------------------------------------------------
 
@@ -277,7 +48,7 @@ my $hello = <<"LOC";
 LOC
 
 subtest 'offloaded: ten slow calls run in parallel on the pool while /hello answers at once' => sub {
-    my $server = start_nginx(server => <<"CONF");
+    my $server = start_nginx(name => 'gateway-016', master => 0, server => <<"CONF");
         location /slow/ {
             gateway_app $apps/libstream.so;
             gateway_thread_pool default;
@@ -310,7 +81,7 @@ CONF
 # another and every other request, however cheap, waits behind them. This stall is the
 # reason gateway_thread_pool exists.
 subtest 'not offloaded: slow calls stall the worker, one after another, and /hello waits' => sub {
-    my $server = start_nginx(server => <<"CONF");
+    my $server = start_nginx(name => 'gateway-016', master => 0, server => <<"CONF");
         location /slow/ {
             gateway_app $apps/libstream.so;
         }
@@ -338,7 +109,7 @@ CONF
 };
 
 subtest 'quick calls on a pool share thread tasks, and each is answered with its own request' => sub {
-    my $server = start_nginx(server => <<"CONF");
+    my $server = start_nginx(name => 'gateway-016', master => 0, server => <<"CONF");
         location /env/ {
             gateway_app $apps/libenviron.so;
             gateway_thread_pool default;
@@ -358,21 +129,21 @@ CONF
             or die "connect: $!"
     } 1 .. 60;
     sleep 0.3;
-    my $blocker = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $server->{port}, Proto => 'tcp', Timeout => 5)
-        or die "connect: $!";
-    syswrite $blocker, "GET /block/sleep?ms=500 HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    my $blocker = send_request($server, '/block/sleep?ms=500');
     sleep 0.1;
     syswrite $socks[$_ - 1], "GET /env/?n=$_ HTTP/1.0\r\nHost: localhost\r\n\r\n" for 1 .. 60;
     my @bodies = map { local $/; my $sock = $_; scalar <$sock> } @socks;
     my @wrong = grep { $bodies[$_ - 1] !~ m{\AHTTP/1\.1 200 .*"QUERY_STRING": "n=$_"}s } 1 .. 60;
     is "@wrong", '', '60 calls ready at once: each 200 with its own query string';
-    like do { local $/; scalar <$blocker> }, qr{\AHTTP/1\.1 200 .*slept 500 ms}s, 'the blocking call answered';
+    read_response($blocker);
+    is "$blocker->{status} $blocker->{body}", "200 slept 500 ms on the event_loop\n", 'the blocking call answered';
     is "$_->{status} $_->{body}", "200 Hello, World!\n", 'the worker serves on' for get($server, '/hello');
     finish($server, 'quick calls');
 };
 
 subtest 'a full queue: 503, logged by nginx and by the module' => sub {
-    my $server = start_nginx(main => 'thread_pool tiny threads=1 max_queue=1;', server => <<"CONF");
+    my $server = start_nginx(name => 'gateway-016', master => 0, main => 'thread_pool tiny threads=1 max_queue=1;',
+        server => <<"CONF");
         location /slow/ {
             gateway_app $apps/libstream.so;
             gateway_thread_pool tiny;
@@ -408,7 +179,7 @@ CONF
 };
 
 subtest 'a deadline: 504 at gateway_timeout, the call finishes detached, the worker lives' => sub {
-    my $server = start_nginx(master => 1, server => <<"CONF");
+    my $server = start_nginx(name => 'gateway-016', server => <<"CONF");
         location /slow/ {
             gateway_app $apps/libstream.so;
             gateway_thread_pool default;
@@ -453,7 +224,7 @@ CONF
 };
 
 subtest 'gateway.runs_on, streams and a panic on a thread' => sub {
-    my $server = start_nginx(master => 1, server => <<"CONF");
+    my $server = start_nginx(name => 'gateway-016', server => <<"CONF");
         location /slow/ {
             gateway_app $apps/libstream.so;
             gateway_thread_pool default;
@@ -483,7 +254,7 @@ CONF
     $c = get($server, '/slow/sleep?ms=0');
     is "$c->{status} $c->{body}", "200 slept 0 ms on the thread_pool\n", '... the offloaded location too';
     is get($server, '/hello')->{body}, "Hello, World!\n", '... and other apps';
-    finish($server, 'runs_on and panic');
+    finish($server, 'runs_on and panic', ok => $handler_panic);
 };
 
 subtest 'bad directives stop nginx from starting' => sub {
@@ -500,15 +271,14 @@ subtest 'bad directives stop nginx from starting' => sub {
           sub { qr/\[emerg\] ${pid_prefix}"gateway_timeout" directive is duplicate in \Q$_[0]\E\n/ }, '2s' ],
     ) {
         my ($what, $directive, $message, $marker) = @$case;
-        my $server = write_conf(server => <<"CONF");
+        my $server = write_conf(name => 'gateway-016', server => <<"CONF");
         location /slow/ {
             gateway_app $apps/libstream.so;
             $directive
         }
 CONF
         my $where = "$server->{conf}:" . line_of($server, $marker // $directive);
-        my $status = launch($server);
-        my $stderr = slurp($server->{stderr});
+        my ($status, $stderr) = launch($server);
         isnt $status, 0, "$what: nginx exits with an error";
         like $stderr, $message->($where), "$what: the [emerg] names $where" or diag $stderr;
         if (!$status) {    # it should have died; do not leave it running

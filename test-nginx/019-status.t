@@ -10,10 +10,10 @@
 # second server with a one-thread, one-slot pool shows queue_full and the pool's rejected
 # count; the configuration errors are checked with nginx -t.
 #
-# A plain Test::More script, like 016-offload.t: it uses the Test::Nginx environment
-# (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES, TEST_NGINX_APPS, TEST_NGINX_PORT) but writes
-# its own nginx.conf into a temporary prefix, starts nginx itself (listening on 127.0.0.1
-# only), and always stops it. The Prometheus checks need Debian's python3-prometheus-client
+# A plain Test::More script on Test::Gateway::Server, like 016-offload.t: it uses the
+# Test::Nginx environment (TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES, TEST_NGINX_APPS,
+# TEST_NGINX_PORT) but writes its own nginx.conf into a temporary prefix, starts nginx
+# itself (listening on 127.0.0.1 only), and always stops it. The Prometheus checks need Debian's python3-prometheus-client
 # (scripts/bootstrap installs it); without it they are skipped, saying so.
 #
 # Timing bounds are loose (seconds) on purpose: CI has two slow cores. Where a test must
@@ -21,19 +21,18 @@
 use strict;
 use warnings;
 use Test::More;
-use File::Temp qw(tempdir);
-use IO::Select ();
-use IO::Socket::INET ();
 use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::Gateway::Process qw(free_port alive wait_for_exit slurp write_file stop_pid);
+use Test::Gateway::Process qw(slurp write_file);
+use Test::Gateway::Server qw(
+    apps_dir write_conf rewrite_conf nginx_t start_nginx reload worker_pids log_lines finish
+    get send_request read_response describe
+);
 
-my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
-my $apps = $ENV{TEST_NGINX_APPS} or plan skip_all => 'TEST_NGINX_APPS is not set';
-my @modules = split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '';
+my $apps = apps_dir() or plan skip_all => 'TEST_NGINX_APPS is not set';
 
 my $hex32 = qr/[0-9a-f]{32}/;
 # Debian's nginx writes its startup errors to stderr in the error log's format, with "PID#TID: ".
@@ -81,232 +80,18 @@ my $no_parser = 'the Prometheus checks need python3 with prometheus_client: inst
 
 # --- nginx ----------------------------------------------------------------------------
 
-my @running;    # servers to stop, whatever happens
+# What every server's config has: a master (Test::Gateway::Server's default), listening with
+# reuseport so the kernel spreads connections over the workers, and an access log with the
+# log variables (see access_entries).
+my %common = (
+    name => 'gateway-019',
+    listen => 'reuseport',
+    log_format => '$pid $status app=$gateway_app t=$gateway_app_time s=$gateway_status $request_uri',
+);
 
-END {
-    local $?;
-    stop_nginx($_) for @{[@running]};
-}
-
-# The text of nginx.conf: $o{workers} worker processes under a master, $o{main} in the main
-# context, $o{http} in the http block, $o{server} in the server block.
-sub conf_text {
-    my ($server, %o) = @_;
-    my $load = join '', map { "load_module $_;\n" } @modules;
-    # Workers of a root master would otherwise run as "nobody".
-    my $user = $> == 0 ? "user root;\n" : '';
-    my $workers = $o{workers} // 1;
-    my $main = $o{main} // '';
-    my $http = $o{http} // '';
-    return <<"CONF";
-${load}${user}worker_processes $workers;
-master_process on;
-daemon on;
-error_log logs/error.log info;
-pid logs/nginx.pid;
-$main
-events {
-    worker_connections 256;
-}
-http {
-    log_format gateway '\$pid \$status app=\$gateway_app t=\$gateway_app_time s=\$gateway_status \$request_uri';
-    access_log logs/access.log gateway;
-    default_type text/plain;
-    client_body_temp_path $server->{prefix}/body;
-    proxy_temp_path $server->{prefix}/proxy;
-    fastcgi_temp_path $server->{prefix}/fastcgi;
-    uwsgi_temp_path $server->{prefix}/uwsgi;
-    scgi_temp_path $server->{prefix}/scgi;
-$http
-    server {
-        listen 127.0.0.1:$server->{port} reuseport;
-        location = /plain {
-            return 200 "plain\\n";
-        }
-$o{server}
-    }
-}
-CONF
-}
-
-# Writes nginx.conf into a fresh prefix (see conf_text). Returns the server's description.
-sub write_conf {
-    my (%o) = @_;
-    my $prefix = tempdir('gateway-019-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    mkdir "$prefix/$_" for qw(conf logs);
-    my $server = { prefix => $prefix, port => free_port(19), conf => "$prefix/conf/nginx.conf",
-                   log => "$prefix/logs/error.log", access => "$prefix/logs/access.log",
-                   stderr => "$prefix/logs/stderr" };
-    rewrite_conf($server, %o);
-    return $server;
-}
-
-sub rewrite_conf {
-    my ($server, %o) = @_;
-    $server->{text} = conf_text($server, %o);
-    write_file($server->{conf}, $server->{text});
-}
-
-# Runs nginx's command line with @args; returns its wait status and what it printed.
-sub nginx_command {
-    my ($server, @args) = @_;
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        open STDOUT, '>', $server->{stderr};
-        open STDERR, '>&', \*STDOUT;
-        { exec { $nginx } $nginx, '-p', "$server->{prefix}/", '-c', 'conf/nginx.conf', @args }
-        print STDERR "cannot execute $nginx: $!\n";
-        POSIX::_exit(127);
-    }
-    my $deadline = time + 10;
-    until (waitpid($pid, POSIX::WNOHANG()) == $pid) {
-        if (time > $deadline) {
-            kill KILL => $pid;
-            waitpid $pid, 0;
-            return (-1, "nginx @args did not return within 10 s");
-        }
-        sleep 0.01;
-    }
-    return ($?, slurp($server->{stderr}));
-}
-
-# Starts nginx with the config; dies (failing the script) if it does not come up.
-sub start_nginx {
-    my $server = write_conf(@_);
-    my ($status, $output) = nginx_command($server);
-    die "nginx failed to start (status $status): $output" if $status;
-    my $deadline = time + 10;
-    until (defined($server->{pid} = pid_from_file($server))) {
-        die "nginx wrote no pid file\n" if time > $deadline;
-        sleep 0.01;
-    }
-    push @running, $server;
-    return $server;
-}
-
-sub pid_from_file {
-    my $server = shift;
-    my $pid = slurp("$server->{prefix}/logs/nginx.pid");
-    return $pid =~ /^(\d+)/ ? $1 : undef;
-}
-
-# Stops nginx gracefully (QUIT), then with TERM and KILL if it lingers. Returns 'gone' if
-# it had exited on its own, else 'stopped' or 'killed'.
-sub stop_nginx {
-    my $server = shift;
-    @running = grep { $_ != $server } @running;
-    my $pid = $server->{pid};
-    return stop_pid($pid);
-}
-
-# The error log's lines that match $pattern.
-sub log_lines {
-    my ($server, $pattern) = @_;
-    return grep { /$pattern/ } split /^/, slurp($server->{log});
-}
-
-# Stops the server and checks that nginx was still running, stopped when asked, and that
-# nothing crashed or raised an alert.
-sub finish {
-    my ($server, $what) = @_;
-    my $how = stop_nginx($server);
-    is $how, 'stopped', "$what: nginx was running to the end and stopped when asked";
-    # "gateway: <what> panicked" is the module's own guard catching a panic of its code.
-    my @bad = log_lines($server, qr/\[(?:alert|crit|emerg)\]|exited on signal|gateway: [\w ]+ panicked:/);
-    is_deeply \@bad, [], "$what: no [alert], [crit], crash or module panic in the error log";
-    diag "error log of $what:\n" . slurp($server->{log})
-        unless Test::More->builder->is_passing;
-}
-
-# The pids of the master's children: its workers (this config has no cache processes).
-sub worker_pids {
-    my $server = shift;
-    my @pids;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open my $in, '<', $stat or next;
-        my $line = <$in> // next;
-        # pid (comm) state ppid ...
-        push @pids, $1 if $line =~ /^(\d+) \(.*\) (\S) (\d+) / && $3 == $server->{pid} && $2 ne 'Z';
-    }
-    return sort { $a <=> $b } @pids;
-}
-
-# Sends HUP to the master and waits until the workers that were running have all exited
-# and a new one answers; returns a description of what went wrong, or ''.
-sub reload {
-    my ($server, $secs) = @_;
-    my @old = worker_pids($server);
-    kill HUP => $server->{pid};
-    my $deadline = time + $secs;
-    my %old = map { ($_ => 1) } @old;
-    while (1) {
-        my @still = grep { alive($_) } @old;
-        my @new = grep { !$old{$_} } worker_pids($server);
-        return '' if !@still && @new;
-        return "after $secs s: old workers (@still) still running, new workers (@new)" if time > $deadline;
-        sleep 0.05;
-    }
-}
-
-# --- clients --------------------------------------------------------------------------
-
-# Sends GET $uri (with extra header lines) on a new HTTP/1.0 connection; read_response
-# reads the answer.
-sub send_request {
-    my ($server, $uri, @headers) = @_;
-    my $sock = IO::Socket::INET->new(
-        PeerAddr => '127.0.0.1', PeerPort => $server->{port}, Proto => 'tcp', Timeout => 5)
-        or return { uri => $uri, error => "connect: $!", status => 'none', body => '' };
-    binmode $sock;
-    my $head = join '', map { "$_\r\n" } "GET $uri HTTP/1.0", 'Host: localhost', @headers;
-    syswrite $sock, "$head\r\n";
-    return { uri => $uri, sock => $sock, sent => time };
-}
-
-# Reads the response until nginx closes the connection (HTTP/1.0: after it finalized the
-# request, so after the module counted it), for up to $limit s. Fills in status, headers
-# (lower-cased names), body and took (seconds from sending).
-sub read_response {
-    my ($c, $limit) = @_;
-    $limit //= 15;
-    my $sock = delete $c->{sock} or return $c;
-    my ($raw, $select) = ('', IO::Select->new($sock));
-    my $deadline = time + $limit;
-    while (1) {
-        my $left = $deadline - time;
-        if ($left <= 0 || !$select->can_read($left)) {
-            $c->{error} = "no end of the response within $limit s";
-            last;
-        }
-        my $n = sysread $sock, my $buf, 65536;
-        last unless $n;
-        $raw .= $buf;
-    }
-    close $sock;
-    $c->{took} = time - $c->{sent};
-    if ($raw =~ m{\AHTTP/1\.\d (\d{3})[^\r]*\r\n(.*?)\r\n\r\n(.*)\z}s) {
-        my ($status, $head, $body) = ($1, $2, $3);
-        $c->{status} = $status;
-        $c->{body} = $body;
-        $c->{headers} = { map { /^([^:]+):\s*(.*)$/ ? (lc $1 => $2) : () } split /\r\n/, $head };
-    } else {
-        @$c{qw(status body)} = ('none', $raw);
-    }
-    return $c;
-}
-
-sub get {
-    my ($server, $uri, @headers) = @_;
-    return read_response(send_request($server, $uri, @headers));
-}
-
-sub describe {
-    my $c = shift;
-    my $body = $c->{body} // '';
-    $body = substr($body, 0, 60) . '...' if length $body > 60;
-    $body =~ s/\n/\\n/g;
-    return sprintf '%s: %s "%s"%s', $c->{uri}, $c->{status}, $body, $c->{error} ? " ($c->{error})" : '';
-}
+# The panics the main server's sequence causes on purpose, which finish would otherwise
+# count as crashes.
+my $handler_panic = qr/\[error\] .*gateway: app "stream" failed: handler panicked at /;
 
 # --- the status -----------------------------------------------------------------------
 
@@ -528,6 +313,9 @@ my %main_conf = (
     workers => 2,
     http => '    gateway_status_zone gateway 1m;',
     server => <<"CONF",
+        location = /plain {
+            return 200 "plain\\n";
+        }
         location /hello {
             gateway_app $apps/libhello.so;
         }
@@ -560,7 +348,7 @@ my %main_conf = (
         }
 CONF
 );
-my $server = start_nginx(%main_conf);
+my $server = start_nginx(%common, %main_conf);
 
 # [count, uri, nginx status]
 my @sequence = (
@@ -731,14 +519,14 @@ subtest 'gauges while a call runs, back to 0 after' => sub {
 subtest 'counters survive a reload (HUP), and a new app joins them' => sub {
     my $before = status($server);
     # The same zone (name and size) in a configuration that mounts one more app.
-    rewrite_conf($server, %main_conf, server => $main_conf{server} . <<"CONF");
+    rewrite_conf($server, %common, %main_conf, server => $main_conf{server} . <<"CONF");
         location /environ/ {
             gateway_app $apps/libenviron.so;
         }
 CONF
     my @old = worker_pids($server);
     is scalar @old, 2, "two workers before the reload: @old";
-    is reload($server, 10), '', 'HUP: the old workers exit, new ones start';
+    is reload($server, secs => 10), '', 'HUP: the old workers exit, new ones start';
     my ($doc, undef, $pid) = status($server);
     ok $doc->{apps}{environ}, "a new worker ($pid) answers with the new configuration";
     ($doc) = status($server);
@@ -755,7 +543,7 @@ CONF
     is_deeply counters($doc, 'environ'), app_counters('2xx' => 1), 'environ: 1';
     check_histogram($doc, $_, 'after the reload') for sort keys %{ $doc->{apps} };
 
-    is reload($server, 10), '', 'HUP once more, with nothing changed';
+    is reload($server, secs => 10), '', 'HUP once more, with nothing changed';
     my $after = status($server);
     is_deeply $after, $doc, 'a second reload keeps everything as it was';
 };
@@ -798,7 +586,7 @@ subtest 'a call that times out while its worker shuts down (reload)' => sub {
     ok $running, 'the call runs on the pool';
     # The old worker answers 504 after 1 s while shutting down, then must wait for the
     # detached call, as it waits for a call in flight on `nginx -s quit`.
-    is reload($server, 15), '', 'HUP: the old workers exit, new ones start';
+    is reload($server, secs => 15), '', 'HUP: the old workers exit, new ones start';
     read_response($c);
     is $c->{status}, 504, 'the call answers 504';
     my ($doc, $done) = wait_status($server, sub {
@@ -818,23 +606,29 @@ subtest 'a call that times out while its worker shuts down (reload)' => sub {
     is_deeply [map { "$_->{status} $_->{app_status}" } @entries], ['504 504'], 'the 504 is in the access log';
 };
 
-finish($server, 'the main server');
+finish($server, 'the main server', ok => $handler_panic);
 
 # ======================================================================================
 # A full queue: one worker, a pool of one thread with one queue slot.
 # ======================================================================================
 
+# A server of one worker with the thread pool $pool declares, the locations in $locations,
+# and the status at /status.
+sub pool_server {
+    my ($pool, $locations) = @_;
+    return start_nginx(%common, main => $pool, http => '    gateway_status_zone gateway 1m;',
+        server => $locations . <<"CONF");
+        location = /status {
+            gateway_status;
+        }
+CONF
+}
+
 subtest 'a full queue is counted: queue_full, the pool\'s rejected, 503s, in_flight back to 0' => sub {
-    my $server = start_nginx(
-        main => 'thread_pool tiny threads=1 max_queue=1;',
-        http => '    gateway_status_zone gateway 1m;',
-        server => <<"CONF");
+    my $server = pool_server('thread_pool tiny threads=1 max_queue=1;', <<"CONF");
         location /tiny/ {
             gateway_app $apps/libstream.so;
             gateway_thread_pool tiny;
-        }
-        location = /status {
-            gateway_status;
         }
 CONF
     my $running = send_request($server, '/tiny/sleep?ms=2000');
@@ -865,17 +659,11 @@ CONF
 };
 
 subtest 'a call whose deadline passes in the queue: 504, and the app never runs it' => sub {
-    my $server = start_nginx(
-        main => 'thread_pool one threads=1;',
-        http => '    gateway_status_zone gateway 1m;',
-        server => <<"CONF");
+    my $server = pool_server('thread_pool one threads=1;', <<"CONF");
         location /one/ {
             gateway_app $apps/libstream.so;
             gateway_thread_pool one;
             gateway_timeout 1s;
-        }
-        location = /status {
-            gateway_status;
         }
 CONF
     my $running = send_request($server, '/one/sleep?ms=2500');
@@ -904,37 +692,37 @@ subtest 'nginx -t: gateway_status needs a zone big enough' => sub {
             gateway_status;
         }
 CONF
-    my $conf = write_conf(server => $status_location);
-    my ($status, $output) = nginx_command($conf, '-t');
+    my $conf = write_conf(%common, server => $status_location);
+    my ($status, $output) = nginx_t($conf);
     isnt $status, 0, 'gateway_status without gateway_status_zone: nginx -t fails';
     like $output, qr/\[emerg\] ${pid_prefix}gateway_status needs a gateway_status_zone in the http block, e\.g\. "gateway_status_zone gateway 1m;" in \Q$conf->{conf}\E:\d+\n/,
         '... saying what to add' or diag $output;
 
-    $conf = write_conf(http => '    gateway_status_zone gateway 8k;', server => $status_location);
-    ($status, $output) = nginx_command($conf, '-t');
+    $conf = write_conf(%common, http => '    gateway_status_zone gateway 8k;', server => $status_location);
+    ($status, $output) = nginx_t($conf);
     isnt $status, 0, 'a zone of 8k: nginx -t fails';
     like $output, qr/\[emerg\] ${pid_prefix}gateway_status_zone "gateway" needs a size of at least \d+k in \Q$conf->{conf}\E:\d+\n/,
         '... saying how much it needs' or diag $output;
     my ($least) = $output =~ /needs a size of at least (\d+)k/;
     SKIP: {
         skip 'no size in the message', 2 unless $least;
-        $conf = write_conf(http => "    gateway_status_zone gateway ${least}k;", server => $status_location);
-        ($status, $output) = nginx_command($conf, '-t');
+        $conf = write_conf(%common, http => "    gateway_status_zone gateway ${least}k;", server => $status_location);
+        ($status, $output) = nginx_t($conf);
         is $status, 0, "a zone of exactly ${least}k passes nginx -t" or diag $output;
-        $conf = write_conf(http => '    gateway_status_zone gateway ' . ($least - 1) . 'k;', server => $status_location);
-        ($status, $output) = nginx_command($conf, '-t');
+        $conf = write_conf(%common, http => '    gateway_status_zone gateway ' . ($least - 1) . 'k;', server => $status_location);
+        ($status, $output) = nginx_t($conf);
         isnt $status, 0, 'one k less fails';
     }
 
-    $conf = write_conf(http => "    gateway_status_zone gateway 1m;\n    gateway_status_zone other 1m;",
+    $conf = write_conf(%common, http => "    gateway_status_zone gateway 1m;\n    gateway_status_zone other 1m;",
                        server => $status_location);
-    ($status, $output) = nginx_command($conf, '-t');
+    ($status, $output) = nginx_t($conf);
     isnt $status, 0, 'two zones: nginx -t fails';
     like $output, qr/\[emerg\] ${pid_prefix}"gateway_status_zone" directive is duplicate in \Q$conf->{conf}\E:\d+\n/,
         '... as a duplicate' or diag $output;
 
-    $conf = write_conf(http => '    gateway_status_zone gateway 1m;', server => $status_location);
-    ($status, $output) = nginx_command($conf, '-t');
+    $conf = write_conf(%common, http => '    gateway_status_zone gateway 1m;', server => $status_location);
+    ($status, $output) = nginx_t($conf);
     is $status, 0, 'with a zone of 1m, nginx -t passes' or diag $output;
 };
 

@@ -46,14 +46,15 @@ sub wait_for_exit {
 }
 
 # Stops the nginx master $pid: graceful QUIT, then TERM, then KILL of its process group.
-# Returns 'gone', 'stopped' or 'killed'.
+# Returns 'gone' (it had exited), 'stopped' (it quit on QUIT), 'terminated' (a worker did
+# not quit within 10 s, kept by a request that never ended: TERM ended it) or 'killed'.
 sub stop_pid {
     my $pid = shift;
     return 'gone' unless alive($pid);
     kill QUIT => $pid;
     return 'stopped' if wait_for_exit($pid, 10);
     kill TERM => $pid;
-    return 'stopped' if wait_for_exit($pid, 2);
+    return 'terminated' if wait_for_exit($pid, 2);
     kill KILL => -$pid, $pid;
     wait_for_exit($pid, 2);
     return 'killed';

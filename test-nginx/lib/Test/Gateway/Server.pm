@@ -1,9 +1,10 @@
 package Test::Gateway::Server;
 
 # What the plain Test::More suites that run their own nginx share: a config written into a
-# fresh prefix, nginx started, checked (nginx -t) and stopped, the error and access logs
-# read, the worker's pid and threads, concurrent raw-socket clients (which can also reset
-# their connection at a given moment), and the end-of-section checks.
+# fresh prefix, nginx started, checked (nginx -t), reloaded and stopped, the error and access
+# logs read, the worker's pid and threads, concurrent raw-socket clients (which can also
+# reset their connection at a given moment), a request sent now and read later, and the
+# end-of-section checks.
 #
 # It reads the Test::Nginx environment: TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES,
 # TEST_NGINX_APPS, TEST_NGINX_PORT, and TEST_NGINX_TIMEOUT, which scripts/test-valgrind
@@ -21,19 +22,31 @@ use POSIX ();
 use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_LINGER inet_aton pack_sockaddr_in);
 use Test::More ();
 use Time::HiRes qw(sleep time);
-use Test::Gateway::Process qw(free_port slurp stop_pid write_file);
+use Test::Gateway::Process qw(alive free_port slurp stop_pid write_file);
 
 our @EXPORT_OK = qw(
-    nginx_binary apps_dir patience under_valgrind fd_limit
-    write_conf line_of launch nginx_t start_nginx stop_nginx pid_from_file
+    nginx_binary nginx_version apps_dir patience under_valgrind fd_limit
+    write_conf rewrite_conf line_of launch nginx_t start_nginx stop_nginx reload pid_from_file
     worker_pids thread_count log_lines access_lines bad_log_lines finish
-    run_clients get describe wait_until
+    run_clients get send_request read_response describe wait_until
 );
 
 my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my @modules = split ' ', $ENV{TEST_NGINX_LOAD_MODULES} || '';
 
 sub nginx_binary { $nginx }
+
+# The version of nginx (`nginx -v`) as a list of numbers, e.g. (1, 28, 3); () if it says none.
+my @version;
+sub nginx_version {
+    return @version if @version;
+    # nginx -v prints to stderr.
+    open my $out, '-|', '/bin/sh', '-c', '"$0" -v 2>&1', $nginx or return ();
+    my $text = do { local $/; <$out> } // '';
+    close $out;
+    @version = $text =~ m{nginx/(\d+)\.(\d+)\.(\d+)};
+    return @version;
+}
 
 sub apps_dir { $ENV{TEST_NGINX_APPS} }
 
@@ -66,16 +79,28 @@ END {
 # Writes nginx.conf into a fresh prefix and returns the server's description. Options:
 # name (in the prefix's name), main (main context), events (in the events block), http
 # (http block), server (server block), listen (after the listen address), master (default
-# on), workers (default 1), connections (worker_connections, default 256).
+# on), workers (default 1), connections (worker_connections, default 256), log_format (of
+# the access log).
 #
-# The http block logs "$request_id $status $request_uri" to logs/access.log, so an error
+# The access log's format is by default "$request_id $status $request_uri", so an error
 # log line can be matched with its request.
 sub write_conf {
     my (%o) = @_;
     my $name = $o{name} // 'gateway';
     my $prefix = tempdir("$name-XXXXXX", TMPDIR => 1, CLEANUP => 1);
     mkdir "$prefix/$_" for qw(conf logs);
-    my $port = free_port();
+    my $server = { prefix => $prefix, port => free_port(), conf => "$prefix/conf/nginx.conf",
+                   log => "$prefix/logs/error.log", access => "$prefix/logs/access.log",
+                   stderr => "$prefix/logs/stderr" };
+    rewrite_conf($server, %o);
+    return $server;
+}
+
+# Writes the server's nginx.conf anew from the options of write_conf (same prefix and
+# port), e.g. for a reload.
+sub rewrite_conf {
+    my ($server, %o) = @_;
+    my ($prefix, $port) = @$server{qw(prefix port)};
     my $load = join '', map { "load_module $_;\n" } @modules;
     # Workers of a root master would otherwise run as "nobody".
     my $user = $> == 0 ? "user root;\n" : '';
@@ -84,7 +109,8 @@ sub write_conf {
     my $connections = $o{connections} // 256;
     my ($main, $events, $http) = map { $_ // '' } @o{qw(main events http)};
     my $listen = $o{listen} ? " $o{listen}" : '';
-    my $text = <<"CONF";
+    my $format = $o{log_format} // '$request_id $status $request_uri';
+    $server->{text} = <<"CONF";
 ${load}${user}worker_processes $workers;
 master_process $master;
 daemon on;
@@ -97,8 +123,8 @@ events {
 $events
 }
 http {
-    log_format gateway_ids '\$request_id \$status \$request_uri';
-    access_log logs/access.log gateway_ids;
+    log_format gateway_test '$format';
+    access_log logs/access.log gateway_test;
     default_type text/plain;
     client_body_temp_path $prefix/body;
     proxy_temp_path $prefix/proxy;
@@ -112,11 +138,7 @@ $o{server}
     }
 }
 CONF
-    my $conf = "$prefix/conf/nginx.conf";
-    write_file($conf, $text);
-    return { prefix => $prefix, port => $port, conf => $conf, text => $text,
-             log => "$prefix/logs/error.log", access => "$prefix/logs/access.log",
-             stderr => "$prefix/logs/stderr" };
+    write_file($server->{conf}, $server->{text});
 }
 
 # The line of nginx.conf where $needle first appears.
@@ -188,11 +210,40 @@ sub pid_from_file {
 }
 
 # Stops nginx gracefully (QUIT), then with TERM and KILL if it lingers. Returns 'gone' if
-# it had exited on its own, else 'stopped' or 'killed'.
+# it had exited on its own, else 'stopped', 'terminated' or 'killed' (see stop_pid).
 sub stop_nginx {
     my $server = shift;
     @running = grep { $_ != $server } @running;
     return stop_pid($server->{pid});
+}
+
+# Reloads the configuration: HUP to the master, or with command => 1 `nginx -s reload`
+# (which parses the configuration itself first). Then waits up to $o{secs} (default 10,
+# times patience) until as many new workers run as there were, and the old ones have
+# exited; with in_flight => 1 only until each old one has begun to shut down (it logs so
+# right before it closes its listening sockets), for a test whose requests in flight keep
+# them. Returns '' or what went wrong.
+sub reload {
+    my ($server, %o) = @_;
+    my @old = worker_pids($server);
+    my %old = map { ($_ => 1) } @old;
+    if ($o{command}) {
+        my ($status, $output) = launch($server, '-s', 'reload');
+        return "nginx -s reload failed (status $status): $output" if $status;
+    } else {
+        kill HUP => $server->{pid};
+    }
+    my $secs = ($o{secs} // 10) * patience();
+    my $deadline = time + $secs;
+    while (1) {
+        my @new = grep { !$old{$_} } worker_pids($server);
+        my $log = $o{in_flight} ? slurp($server->{log}) : '';
+        my @still = grep { alive($_) && !($o{in_flight} && $log =~ /\] $_#\d+: gracefully shutting down$/m) } @old;
+        return '' if @new >= @old && !@still;
+        return "after $secs s: old workers (@old) still running: (@still), new workers: (@new)"
+            if time > $deadline;
+        sleep 0.05;
+    }
 }
 
 # The pids of the master's children (its workers: these configs have no cache processes).
@@ -237,13 +288,14 @@ sub bad_log_lines {
         log_lines($server, qr/\[(?:alert|crit|emerg)\]|exited on signal|panicked|http request count is zero/);
 }
 
-# Stops the server and checks what every section checks: nginx was still running, stopped
-# when asked, and nothing crashed, panicked or raised an alert. $o{ok} matches error log
-# lines that are expected despite that.
+# Stops the server and checks what every section checks: nginx was still running, quit
+# when asked (QUIT, within 10 s), and nothing crashed, panicked or raised an alert. $o{ok}
+# matches error log lines that are expected despite that.
 sub finish {
     my ($server, $what, %o) = @_;
     my $how = stop_nginx($server);
-    Test::More::is($how, 'stopped', "$what: nginx was running to the end and stopped when asked");
+    # 'stopped' only if QUIT sufficed: a worker kept from quitting holds a request that never ended.
+    Test::More::is($how, 'stopped', "$what: nginx was running to the end and quit when asked");
     my @bad = bad_log_lines($server, $o{ok});
     Test::More::is_deeply(\@bad, [], "$what: no [alert], [crit], crash or panic in the error log");
     Test::More::diag("error log of $what:\n" . slurp($server->{log}))
@@ -259,14 +311,14 @@ sub finish {
 # timeout, then close) S seconds after sending, unless nginx closed it before;
 # reset_bytes => N: it resets once it has read N bytes; keepalive => 1: the request is
 # HTTP/1.1, so nginx keeps the connection open after the response (a client that resets
-# keeps reading until it resets, or nginx closes).
+# keeps reading until it resets, or nginx closes); headers => [lines]: more header lines.
 #
 # Returns, in the order of the requests (without the code ones), hashes with status, head,
-# body, done (seconds from sending to the complete response, by its Content-Length, or to
-# nginx closing the connection), finished (the same from the start, to compare clients),
-# eof (seconds from sending to nginx closing the connection; only with wait_eof, else the
-# client closes once the response is complete), reset (seconds from sending to the reset),
-# bytes (how many it read) and error. Run options: limit (seconds for it all, default 30,
+# headers (by lower-cased name), body, done (seconds from sending to the complete response,
+# by its Content-Length, or to nginx closing the connection), finished (the same from the
+# start, to compare clients), eof (seconds from sending to nginx closing the connection;
+# only with wait_eof, else the client closes once the response is complete), reset
+# (seconds from sending to the reset), bytes (how many it read) and error. Run options: limit (seconds for it all, default 30,
 # times patience), wait_eof.
 sub run_clients {
     my ($server, $requests, %opt) = @_;
@@ -312,8 +364,7 @@ sub run_clients {
             binmode $sock;
             # Noted before writing: nginx may start on the request before syswrite returns.
             $c->{sent} = time - $start;
-            my $version = $c->{keepalive} ? '1.1' : '1.0';
-            syswrite $sock, "GET $c->{uri} HTTP/$version\r\nHost: localhost\r\n\r\n";
+            syswrite $sock, request_text($c);
             $c->{sock} = $sock;
             $select->add($sock);
             $open{fileno $sock} = $c;
@@ -364,15 +415,31 @@ sub run_clients {
     }
     for my $c (@clients) {
         close $close->($c) if $c->{sock};
-        $c->{bytes} = length $c->{raw};
-        if ($c->{raw} =~ m{\AHTTP/1\.\d (\d{3})[^\r]*\r\n(.*?)\r\n\r\n(.*)\z}s) {
-            @$c{qw(status head body)} = ($1, $2, $3);
-        }
         $c->{error} //= 'no complete response' unless defined $c->{done} || defined $c->{reset};
-        $c->{status} //= 'none';
-        $c->{body} //= '';
+        parse_response($c);
     }
     return @clients;
+}
+
+# What a client sends: "GET $c->{uri}", HTTP/1.0 or with keepalive 1.1, and its headers.
+sub request_text {
+    my $c = shift;
+    my $version = $c->{keepalive} ? '1.1' : '1.0';
+    return join '', map { "$_\r\n" } "GET $c->{uri} HTTP/$version", 'Host: localhost', @{ $c->{headers} // [] }, '';
+}
+
+# Fills in bytes, status, head, headers and body from what the client read.
+sub parse_response {
+    my $c = shift;
+    $c->{bytes} = length $c->{raw};
+    if ($c->{raw} =~ m{\AHTTP/1\.\d (\d{3})[^\r]*\r\n(.*?)\r\n\r\n(.*)\z}s) {
+        @$c{qw(status head body)} = ($1, $2, $3);
+        $c->{headers} = { map { /^([^:]+):\s*(.*)$/ ? (lc $1 => $2) : () } split /\r\n/, $2 };
+    }
+    $c->{status} //= 'none';
+    $c->{body} //= '';
+    $c->{headers} //= {};
+    return $c;
 }
 
 # Resets the client's connection: an RST instead of a FIN, as a client that crashed or
@@ -393,12 +460,58 @@ sub complete {
     return length($body) >= $length;
 }
 
-# One request; reads until nginx closes the connection, so the request is over (its
-# response released) when this returns.
+# One request (with more header lines, if any); reads until nginx closes the connection,
+# so the request is over (its response released) when this returns.
 sub get {
-    my ($server, $uri) = @_;
-    my ($c) = run_clients($server, [[0, $uri]], limit => 10 * patience(), wait_eof => 1);
+    my ($server, $uri, @headers) = @_;
+    my ($c) = run_clients($server, [[0, $uri, headers => \@headers]], limit => 10 * patience(), wait_eof => 1);
     return $c;
+}
+
+# Sends one request now (GET $uri on an HTTP/1.0 connection, with more header lines, if
+# any); read_response reads its answer later, while the test does other things.
+sub send_request {
+    my ($server, $uri, @headers) = @_;
+    my $c = { uri => $uri, headers => \@headers, raw => '', sent => 0 };
+    my $address = pack_sockaddr_in($server->{port}, inet_aton('127.0.0.1'));
+    my $sock;
+    if (!socket($sock, PF_INET, SOCK_STREAM, 0) || !connect($sock, $address)) {
+        $c->{error} = "connect: $!";
+        return parse_response($c);
+    }
+    binmode $sock;
+    $c->{start} = time;
+    syswrite $sock, request_text($c);
+    $c->{sock} = $sock;
+    return $c;
+}
+
+# Reads the answer to send_request until nginx closes the connection, for up to $limit s
+# (default 15, times patience). Fills in what run_clients does (done is the time from
+# sending to the close), and received: the time() it came.
+sub read_response {
+    my ($c, $limit) = @_;
+    $limit //= 15 * patience();
+    my $sock = delete $c->{sock} or return $c;
+    my $select = IO::Select->new($sock);
+    my $deadline = time + $limit;
+    while (1) {
+        my $left = $deadline - time;
+        if ($left <= 0 || !$select->can_read($left)) {
+            $c->{error} = "no end of the response within $limit s";
+            last;
+        }
+        my $n = sysread $sock, my $buf, 65536;
+        if (!$n) {
+            $c->{error} = "read: $!" unless defined $n;
+            $c->{received} = time;
+            $c->{done} = $c->{eof} = $c->{received} - $c->{start};
+            last;
+        }
+        $c->{raw} .= $buf;
+    }
+    close $sock;
+    return parse_response($c);
 }
 
 # Polls $cond->() every 20 ms until it holds (returns 1) or $secs pass (returns 0).
