@@ -48,6 +48,16 @@ impl Host {
         unsafe { ((*self.0).fail)(call, cause, abi::Bytes::new(message)) }
     }
 
+    /// [`abi::Host::wake`].
+    ///
+    /// # Safety
+    /// As the ABI requires of `wake`, with a module of minor 1 or later.
+    #[cfg(feature = "tower")]
+    pub unsafe fn wake(self, call: *mut abi::Call) {
+        // SAFETY: the caller checked the minor, so the table has `wake`.
+        unsafe { ((*self.0).wake)(call) }
+    }
+
     /// [`abi::Host::log`]; `None` for a module of ABI 1.0, whose table ends before it.
     pub fn log_fn(self) -> Option<LogFn> {
         // SAFETY: a module of minor 1 or later has a table with `log`.

@@ -35,6 +35,8 @@ mod response_body;
 mod router;
 mod templates;
 pub mod testing;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use config::{Config, ConfigError, RunsOn};
 pub use error::Error;
@@ -57,4 +59,8 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[doc(hidden)]
 pub mod __private {
     pub use crate::export::{call, check, dispatch, init, shutdown};
+    #[cfg(feature = "tower")]
+    pub mod tower {
+        pub use crate::tower::{call, cancel, check, init, shutdown};
+    }
 }

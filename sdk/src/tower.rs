@@ -1,0 +1,550 @@
+//! Any [`tower::Service`](tower_service::Service) (an axum `Router`, say) served by nginx,
+//! asynchronously, on a tokio runtime in each nginx worker: see [`tower_app!`](crate::tower_app).
+//!
+//! # How it runs
+//! - **Runtime**: each location that mounts the app has its own instance and so its own
+//!   multi-thread tokio runtime, started in the nginx worker (never in the master) with
+//!   `gateway_app_param tokio_threads N;` worker threads (default 2), named after the app.
+//!   Locations are isolated from each other that way, at the cost of threads: mount one app
+//!   at one location and route inside it. The app's init runs inside the runtime's context, so
+//!   it may `tokio::spawn` and build connection pools.
+//! - **A request**: on nginx's event loop, the module's call builds an
+//!   `http::Request<`[`Body`]`>` (method, the path below the mount point with the query as
+//!   URI, the headers, and the [`Environ`] and the request's [`Logger`] as extensions), spawns
+//!   the service's future on the runtime and returns at once; the loop never waits for it. The
+//!   task then completes the call from the runtime's threads (ABI 1.1 deferred completion).
+//! - **The response**: a body that is empty, small and of known size (up to 1 MiB), or whole
+//!   at its first poll is sent as bytes. Any other is streamed: a task polls it one frame at a
+//!   time and polls the next only once nginx took the previous one, so a slow client slows
+//!   the body down (backpressure end to end); nginx pulls on its loop and is woken
+//!   (`Host::wake`) when a frame is ready. Hop-by-hop headers (`connection`,
+//!   `transfer-encoding`, ...) are left out: nginx manages its own.
+//! - **Cancellation**: when the module stops waiting for a call (its `gateway_timeout`
+//!   passed: the client got a 504; or the client went away), the service's future is dropped
+//!   at once. A streamed body is dropped as soon as nginx releases the response (the
+//!   stream ended, or the client went away).
+//! - **Panics** in the service, or in a body while it is polled, are caught: a 500 (or a
+//!   response cut short), logged as an `[error]` with where it happened and the request id;
+//!   the worker lives on.
+//! - **Shutdown**: when the worker exits (after its last call completed), the service is
+//!   dropped inside the runtime, then the runtime is shut down, giving its tasks (background
+//!   work the app spawned, blocking reads) `gateway_app_param shutdown_timeout` (default
+//!   `5s`; also `500ms`) before they are dropped.
+//! - **Logging**: the request's [`Logger`] (an extension) writes lines naming the request;
+//!   [`Config::logger`] in init, lines naming the app. `tracing` is not bridged yet.
+
+mod body;
+mod environ;
+mod response;
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{AbortHandle, Abortable};
+use http_body_util::BodyExt;
+use parking_lot::Mutex;
+use tokio::runtime::Runtime;
+use tower_service::Service;
+
+pub use body::{Body, BodyError};
+pub use environ::Environ;
+
+use crate::abi;
+use crate::config::{Config, ConfigError};
+use crate::host::Host;
+use crate::logging::{self, Logger, Target};
+use crate::panic_report;
+use response::{BoxBody, BoxError, Outgoing};
+
+/// Exports a tower service as the app of this library: `init` builds it once per nginx
+/// worker (and location) from the location's settings; `check`, if given, checks the
+/// settings when nginx reads its configuration, as for [`app!`](crate::app).
+///
+/// `init` is a `Fn(&Config) -> Result<S, ConfigError>` (any error that is `Display` will do),
+/// where `S` is a `Clone + Send + 'static`
+/// [`tower::Service`](tower_service::Service)`<http::Request<`[`Body`]`>>` whose future is
+/// `Send`, whose error is `Display`, and whose response is an `http::Response<B>` with `B` an
+/// [`http_body::Body`] of [`bytes::Bytes`] that is `Send + 'static` with errors
+/// `Into<BoxError>`. An axum `Router` qualifies as is:
+///
+/// ```
+/// use axum::{routing::get, Router};
+///
+/// fn make(_config: &gateway::Config) -> Result<Router, gateway::ConfigError> {
+///     Ok(Router::new().route("/hello", get(|| async { "Hello, World!\n" })))
+/// }
+/// gateway::tower_app!(init = make);
+/// # assert!(ngx_gateway_app.cancel.is_some());
+/// ```
+///
+/// nginx serves it with `location /api/ { gateway_app /path/to/libNAME.so; }`; the service
+/// routes on the path below the mount point (`/hello` for `/api/hello`). The runtime's
+/// settings are `gateway_app_param tokio_threads N;` (default 2) and
+/// `gateway_app_param shutdown_timeout 5s;`: nginx checks them at configuration time. See
+/// [the module](crate::tower) for the threading and cancellation model.
+#[macro_export]
+macro_rules! tower_app {
+    (init = $init:expr, check = $check:expr $(,)?) => {
+        $crate::__tower_app_descriptor!(
+            |config: &$crate::Config| $init(config),
+            |config: &$crate::Config| $check(config)
+        );
+    };
+    (init = $init:expr $(,)?) => {
+        $crate::__tower_app_descriptor!(
+            |config: &$crate::Config| $init(config),
+            |_: &$crate::Config| ::std::result::Result::<(), $crate::ConfigError>::Ok(())
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tower_app_descriptor {
+    ($make:expr, $check:expr) => {
+        #[doc(hidden)]
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static ngx_gateway_app: $crate::abi::AppDescriptor = $crate::abi::AppDescriptor {
+            magic: $crate::abi::MAGIC,
+            abi_version: $crate::abi::ABI_VERSION,
+            abi_minor: $crate::abi::ABI_MINOR,
+            name: $crate::abi::Bytes::from_static(env!("CARGO_PKG_NAME").as_bytes()),
+            sdk_version: $crate::abi::Bytes::from_static($crate::SDK_VERSION.as_bytes()),
+            init: {
+                // Named apart from anything an app may pass as `init = ...`.
+                unsafe extern "C" fn __gateway_init(
+                    setup: *const $crate::abi::Setup,
+                    instance: *mut *mut ::std::ffi::c_void,
+                ) -> i32 {
+                    // SAFETY: the module calls this per the ABI contract.
+                    unsafe {
+                        $crate::__private::tower::init(
+                            setup,
+                            instance,
+                            env!("CARGO_PKG_NAME"),
+                            $make,
+                        )
+                    }
+                }
+                __gateway_init
+            },
+            call: $crate::__private::tower::call,
+            shutdown: $crate::__private::tower::shutdown,
+            check: ::std::option::Option::Some({
+                unsafe extern "C" fn __gateway_check(setup: *const $crate::abi::Setup) -> i32 {
+                    // SAFETY: the module calls this per the ABI contract.
+                    unsafe {
+                        $crate::__private::tower::check(setup, env!("CARGO_PKG_NAME"), $check)
+                    }
+                }
+                __gateway_check
+            }),
+            cancel: ::std::option::Option::Some($crate::__private::tower::cancel),
+        };
+    };
+}
+
+/// The module's handle on a call, moved to the runtime's threads.
+#[derive(Clone, Copy)]
+pub(crate) struct CallHandle(*mut abi::Call);
+
+// SAFETY: the ABI lets an app complete, wake and log a call from any thread.
+unsafe impl Send for CallHandle {}
+// SAFETY: the handle is only passed to the module's functions, never dereferenced.
+unsafe impl Sync for CallHandle {}
+
+impl CallHandle {
+    fn key(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Polls a future, turning a panic in it into "`what` panicked at file:line:column: ...".
+pub(crate) struct CatchPanic<F> {
+    what: &'static str,
+    future: F,
+}
+
+impl<F> CatchPanic<F> {
+    pub(crate) fn new(what: &'static str, future: F) -> Self {
+        CatchPanic { what, future }
+    }
+}
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = self.what;
+        // A future that panicked is never polled again: its task ends with the panic.
+        match panic_report::catch(what, || Pin::new(&mut self.future).poll(cx)) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// The runtime's settings, from the location's `gateway_app_param`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settings {
+    threads: usize,
+    grace: Duration,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        let invalid = |name: &str, value: &str, reason: &str| ConfigError::Invalid {
+            name: name.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let threads = match config.parse::<usize>("tokio_threads")? {
+            None => 2,
+            Some(threads @ 1..=512) => threads,
+            Some(threads) => {
+                return Err(invalid(
+                    "tokio_threads",
+                    &threads.to_string(),
+                    "must be from 1 to 512",
+                ))
+            }
+        };
+        let grace = match config.get("shutdown_timeout") {
+            None => Duration::from_secs(5),
+            Some(value) => parse_duration(value)
+                .ok_or_else(|| invalid("shutdown_timeout", value, "expected e.g. 5s or 500ms"))?,
+        };
+        Ok(Settings { threads, grace })
+    }
+}
+
+/// "5s", "500ms", or a number of seconds.
+fn parse_duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Some(ms) = value.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    value
+        .strip_suffix('s')
+        .unwrap_or(value)
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// A service's future, its type erased, answering a response whose body is boxed; `Err` is the
+/// message for the error log.
+type Pending = Pin<Box<dyn Future<Output = Result<http::Response<BoxBody>, String>> + Send>>;
+
+/// Makes the future of one request.
+type Dispatch = Box<dyn Fn(http::Request<Body>) -> Pending + Send + Sync>;
+
+fn erase<S, B>(service: S) -> Dispatch
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: fmt::Display,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    // A service need not be `Sync`: each request clones it (an `Arc` clone for a Router).
+    let service = Mutex::new(service);
+    Box::new(move |request| {
+        let mut service = service.lock().clone();
+        Box::pin(async move {
+            poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(|error| format!("service not ready: {error}"))?;
+            let response = service
+                .call(request)
+                .await
+                .map_err(|error| format!("service failed: {error}"))?;
+            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        })
+    })
+}
+
+/// An app instance: its runtime, its service, and the calls it has not completed.
+struct Instance {
+    runtime: Runtime,
+    dispatch: Dispatch,
+    /// Calls in flight by handle, to drop their future when the module cancels them.
+    calls: Arc<Mutex<HashMap<usize, AbortHandle>>>,
+    logger: Logger,
+    grace: Duration,
+}
+
+impl Instance {
+    fn start<M, S, B, E>(config: &Config, host: Host, app: &str, make: M) -> Result<Self, String>
+    where
+        M: FnOnce(&Config) -> Result<S, E>,
+        E: fmt::Display,
+        S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: fmt::Display,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if host.minor() < 1 {
+            return Err("a tower app needs a gateway module of ABI 1.1 or later".into());
+        }
+        let settings =
+            Settings::from_config(config).map_err(|error| format!("init failed: {error}"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.threads)
+            .thread_name(format!("{app}-tokio"))
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the tokio runtime: {error}"))?;
+        let service = {
+            // So that init may spawn tasks and build pools on the runtime.
+            let _entered = runtime.enter();
+            make(config).map_err(|error| format!("init failed: {error}"))?
+        };
+        Ok(Instance {
+            runtime,
+            dispatch: erase(service),
+            calls: Arc::default(),
+            logger: config.logger(),
+            grace: settings.grace,
+        })
+    }
+
+    /// Starts serving one call; `Err` is why it could not start.
+    fn serve(
+        &self,
+        host: Host,
+        call: CallHandle,
+        environ: &[abi::Pair],
+        segments: &[abi::BodySegment],
+    ) -> Result<(), String> {
+        let runtime = self.runtime.handle().clone();
+        let environ = Environ::copy(environ);
+        let body = Body::from_segments(segments, &runtime)
+            .map_err(|error| format!("cannot keep the request body: {error}"))?;
+        let logger = Logger::new(Target::host(host, call.0));
+        let mut request = http::Request::new(body);
+        *request.method_mut() = environ::method(&environ);
+        *request.uri_mut() = environ::uri(&environ);
+        *request.version_mut() = environ::version(&environ);
+        *request.headers_mut() = environ::headers(&environ);
+        request.extensions_mut().insert(environ);
+        request.extensions_mut().insert(logger.clone());
+        let pending = (self.dispatch)(request);
+
+        let (abort, registration) = AbortHandle::new_pair();
+        // Registered before the task exists, so that it is always there to be removed.
+        self.calls.lock().insert(call.key(), abort);
+        let calls = Arc::clone(&self.calls);
+        let work = async move {
+            let (parts, body) = pending.await?.into_parts();
+            Ok::<_, String>((parts, response::prepare(body).await?))
+        };
+        self.runtime.spawn(async move {
+            let outcome =
+                Abortable::new(CatchPanic::new("handler", Box::pin(work)), registration).await;
+            // The future is dropped by now. Once completed, the call's address may be reused:
+            // it is forgotten first.
+            calls.lock().remove(&call.key());
+            let (cause, message) = match outcome {
+                Ok(Ok(Ok((parts, body)))) => {
+                    return Outgoing::respond(host, call, parts, body, logger, &runtime)
+                }
+                Ok(Ok(Err(message))) => (abi::FAILED, message),
+                Ok(Err(panic)) => (abi::PANICKED, panic),
+                Err(_aborted) => (
+                    abi::FAILED,
+                    "cancelled: the module stopped waiting, the future is dropped".to_string(),
+                ),
+            };
+            logger.revoke();
+            // SAFETY: the call is not completed yet; the module copies the message.
+            unsafe { host.fail(call.0, cause, message.as_bytes()) };
+        });
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+/// The ABI `init` of a tower app: starts the runtime and builds the service with `make`.
+///
+/// # Safety
+/// `setup` and `instance` must be what the module passed to the app's `init` function.
+pub unsafe fn init<M, S, B, E>(
+    setup: *const abi::Setup,
+    instance: *mut *mut c_void,
+    app: &'static str,
+    make: M,
+) -> i32
+where
+    M: FnOnce(&Config) -> Result<S, E>,
+    E: fmt::Display,
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: fmt::Display,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    logging::set_app_name(app);
+    // SAFETY: the module's setup and its host table are valid for the duration of init.
+    let (config, host) = unsafe { (Config::from_setup(setup), Host::new((*setup).host)) };
+    let message = match panic_report::catch("init", || Instance::start(&config, host, app, make)) {
+        Ok(Ok(made)) => {
+            // SAFETY: the module passes a writable slot.
+            unsafe { instance.write(Box::into_raw(Box::new(made)).cast()) };
+            return 0;
+        }
+        Ok(Err(message)) | Err(message) => message,
+    };
+    // Without an instance there is no shutdown: the setup's log handle ends with init.
+    config.logger().revoke();
+    // SAFETY: the module copies the message before `fail` returns.
+    unsafe { ((*setup).fail)(setup, abi::Bytes::new(message.as_bytes())) };
+    1
+}
+
+#[doc(hidden)]
+/// The ABI `check` of a tower app: the runtime's settings, then the app's own `check`.
+///
+/// # Safety
+/// `setup` must be what the module passed to the app's `check` function.
+pub unsafe fn check<C>(setup: *const abi::Setup, app: &'static str, check: C) -> i32
+where
+    C: FnOnce(&Config) -> Result<(), ConfigError>,
+{
+    let both = |config: &Config| {
+        Settings::from_config(config)?;
+        check(config)
+    };
+    // SAFETY: per the caller.
+    unsafe { crate::export::check(setup, app, both) }
+}
+
+#[doc(hidden)]
+/// The ABI `call` of a tower app: starts the service's future on the runtime and returns.
+///
+/// # Safety
+/// The arguments must be what the module passed to the app's `call` function, with an
+/// instance made by [`init`].
+pub unsafe extern "C" fn call(
+    instance: *mut c_void,
+    call: *mut abi::Call,
+    request: *const abi::Request,
+) {
+    // SAFETY: the instance made by `init`, alive until `shutdown`; the module's request, its
+    // environ and body valid while this runs (everything needed is copied).
+    let (instance, host, environ, segments) = unsafe {
+        let request = &*request;
+        (
+            &*instance.cast::<Instance>(),
+            Host::new(request.host),
+            abi::slice_from_abi(request.environ, request.environ_len),
+            abi::slice_from_abi(request.body, request.body_len),
+        )
+    };
+    let call = CallHandle(call);
+    let (cause, message) =
+        match panic_report::catch("handler", || instance.serve(host, call, environ, segments)) {
+            Ok(Ok(())) => return,
+            Ok(Err(message)) => (abi::FAILED, message),
+            Err(panic) => (abi::PANICKED, panic),
+        };
+    // SAFETY: the call did not start, so it is not completed; the message is copied.
+    unsafe { host.fail(call.0, cause, message.as_bytes()) };
+}
+
+#[doc(hidden)]
+/// The ABI `cancel` of a tower app: drops the call's future; its task then fails the call.
+///
+/// # Safety
+/// The arguments must be what the module passed to the app's `cancel` function.
+pub unsafe extern "C" fn cancel(instance: *mut c_void, call: *mut abi::Call) {
+    // SAFETY: the instance made by `init`, alive until `shutdown`.
+    let instance = unsafe { &*instance.cast::<Instance>() };
+    // Absent if the task is completing the call right now: the ABI says to ignore it then.
+    let abort = instance.calls.lock().remove(&CallHandle(call).key());
+    if let Some(abort) = abort {
+        abort.abort();
+    }
+}
+
+#[doc(hidden)]
+/// The ABI `shutdown` of a tower app: drops the service, then stops the runtime.
+///
+/// # Safety
+/// `instance` must come from [`init`] and be used no more.
+pub unsafe extern "C" fn shutdown(instance: *mut c_void) {
+    // SAFETY: per the caller, the box made by `init`, dropped once.
+    let instance = *unsafe { Box::from_raw(instance.cast::<Instance>()) };
+    let Instance {
+        runtime,
+        dispatch,
+        logger,
+        grace,
+        ..
+    } = instance;
+    {
+        // The service's `Drop` may need the runtime (a pool closing its connections).
+        let _entered = runtime.enter();
+        if let Err(panic) = panic_report::catch("shutdown", || drop(dispatch)) {
+            logger.error(panic);
+        }
+    }
+    runtime.shutdown_timeout(grace);
+    logger.revoke();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_settings_have_defaults_and_bounds() {
+        let settings = |pairs: &[(&str, &str)]| {
+            Settings::from_config(&Config::from_pairs(pairs.iter().copied()))
+        };
+        assert_eq!(
+            settings(&[]).unwrap(),
+            Settings {
+                threads: 2,
+                grace: Duration::from_secs(5)
+            }
+        );
+        let custom = settings(&[("tokio_threads", "4"), ("shutdown_timeout", "250ms")]).unwrap();
+        assert_eq!(custom.threads, 4);
+        assert_eq!(custom.grace, Duration::from_millis(250));
+        assert_eq!(
+            settings(&[("shutdown_timeout", "3")]).unwrap().grace,
+            Duration::from_secs(3)
+        );
+        assert!(settings(&[("tokio_threads", "0")]).is_err());
+        assert!(settings(&[("tokio_threads", "x")]).is_err());
+        assert!(settings(&[("shutdown_timeout", "soon")]).is_err());
+    }
+
+    #[test]
+    fn a_panicking_future_is_caught_with_its_location() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(CatchPanic::new(
+            "handler",
+            Box::pin(async { panic!("boom") }) as Pin<Box<dyn Future<Output = ()> + Send>>,
+        ));
+        let message = outcome.unwrap_err();
+        assert!(message.starts_with("handler panicked at "), "{message}");
+        assert!(
+            message.contains("tower.rs") && message.ends_with(": boom"),
+            "{message}"
+        );
+    }
+}

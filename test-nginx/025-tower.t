@@ -1,0 +1,256 @@
+# gateway::tower_app!: an axum Router (examples/tower-hello) served in-process on a tokio
+# runtime per worker, completing its calls from the runtime's threads (ABI 1.1 deferred
+# completion): a hello; 2,000 concurrent sleeping requests on one worker, answered together
+# in about a second while an inline SDK location answers at once; streamed bodies, in
+# pieces and with backpressure (a slow client, bounded worker memory); futures and streams
+# dropped promptly when the client resets or gateway_timeout passes; a panic is a 500 naming
+# the request; the environ extension; request bodies from memory and from a temp file.
+#
+# A plain Test::More script on Test::Gateway::Server (see 020-deferred.t). Timing bounds are
+# loose on purpose (CI has two slow cores) and scale with patience().
+use strict;
+use warnings;
+use Test::More;
+use List::Util qw(max min);
+use IO::Select ();
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF inet_aton pack_sockaddr_in);
+use Time::HiRes qw(sleep time);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::Gateway::Server qw(
+    apps_dir patience under_valgrind fd_limit start_nginx worker_pids thread_count log_lines
+    access_lines finish run_clients get read_response describe wait_until
+);
+
+my $apps = apps_dir() or plan skip_all => 'TEST_NGINX_APPS is not set';
+my $tower = "$apps/libtower_hello.so";
+plan skip_all => "$tower is not built" unless -f $tower;
+
+# 2,000 concurrent clients need as many sockets here and in the worker (see 020-deferred.t).
+BEGIN {
+    if (!$ENV{GATEWAY_025_ULIMIT} && Test::Gateway::Server::fd_limit() < 2400) {
+        $ENV{GATEWAY_025_ULIMIT} = 1;
+        exec '/bin/sh', '-c', 'ulimit -S -n 2400 2>/dev/null; exec "$@"', 'sh', $^X, $0, @ARGV;
+    }
+}
+
+my $hex32 = qr/[0-9a-f]{32}/;
+my $k = patience();
+
+my $locations = <<"CONF";
+        location /t/ {
+            gateway_app $tower;
+            gateway_param GREETING hi-there;
+            client_body_buffer_size 16k;
+            client_max_body_size 4m;
+        }
+        location /tt/ {
+            gateway_app $tower;
+            gateway_timeout 100ms;
+        }
+        location /h/ {
+            gateway_app $apps/libhello.so;
+        }
+        location = /pid {
+            return 200 "\$pid\\n";
+        }
+CONF
+
+sub server { start_nginx(name => 'gateway-025', server => $locations, @_) }
+
+sub drops {
+    my $server = shift;
+    my $c = get($server, '/t/drops');
+    return $c->{body} =~ /^(\d+)$/ ? $1 : -1;
+}
+
+# POSTs $body to $uri on a connection of its own; the response, as run_clients gives it.
+sub post {
+    my ($server, $uri, $body) = @_;
+    socket my $sock, PF_INET, SOCK_STREAM, 0 or die "socket: $!";
+    connect $sock, pack_sockaddr_in($server->{port}, inet_aton('127.0.0.1')) or die "connect: $!";
+    binmode $sock;
+    my $c = { uri => $uri, raw => '', sent => 0, start => time, sock => $sock };
+    my $request = "POST $uri HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n"
+        . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    while (length $request) {
+        my $n = syswrite $sock, $request or die "write: $!";
+        substr $request, 0, $n, '';
+    }
+    return read_response($c);
+}
+
+# GETs $uri and notes when each piece of the body arrived (seconds from sending).
+sub timed_get {
+    my ($server, $uri) = @_;
+    socket my $sock, PF_INET, SOCK_STREAM, 0 or die "socket: $!";
+    connect $sock, pack_sockaddr_in($server->{port}, inet_aton('127.0.0.1')) or die "connect: $!";
+    my $start = time;
+    syswrite $sock, "GET $uri HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    my ($raw, @pieces) = ('');
+    my $select = IO::Select->new($sock);
+    while ($select->can_read(10 * $k)) {
+        my $n = sysread $sock, my $buf, 65536;
+        last unless $n;
+        $raw .= $buf;
+        push @pieces, [time - $start, $buf];
+    }
+    close $sock;
+    my ($status, $body) = $raw =~ m{\AHTTP/1\.\d (\d+).*?\r\n\r\n(.*)\z}s;
+    return { status => $status // 'none', body => $body // '', pieces => \@pieces, done => time - $start };
+}
+
+subtest 'hello, the environ extension, a panic, request bodies' => sub {
+    my $server = server();
+    my ($worker) = worker_pids($server);
+    my $c = get($server, '/t/hello');
+    is "$c->{status} $c->{body}", "200 Hello from axum!\n", '/t/hello: the Router answered';
+
+    $c = get($server, '/t/environ?x=1', 'X-Foo: bar');
+    is $c->{status}, 200, '/t/environ: 200';
+    my ($entry) = access_lines($server, qr{ /t/environ\?x=1$});
+    my ($id) = ($entry // '') =~ /^($hex32) 200 /;
+    ok $id, 'the access log has its $request_id';
+    like $c->{body}, qr/"script_name":"\/t"/, 'SCRIPT_NAME is the mount point';
+    like $c->{body}, qr/"request_id":"$id"/, 'the request id is the access log\'s' if $id;
+    like $c->{body}, qr/"greeting_param":"hi-there"/, 'a gateway_param reaches the environ';
+    like $c->{body}, qr/"uri":"\/environ\?x=1"/, 'the URI is the path below the mount point, with the query';
+    like $c->{body}, qr/"x_foo":"bar"/, 'HTTP_X_FOO is the x-foo header again';
+    like $c->{body}, qr/"remote_addr":"127\.0\.0\.1"/, 'REMOTE_ADDR';
+
+    $c = get($server, '/t/panic');
+    is $c->{status}, 500, '/t/panic: 500';
+    ($entry) = access_lines($server, qr{ /t/panic$});
+    ($id) = ($entry // '') =~ /^($hex32) 500 /;
+    my @panics = log_lines($server, qr/\[error\] .*app "tower-hello".*handler panicked at .*boom from axum/);
+    is scalar @panics, 1, 'the panic is one [error] line, with where it happened' or diag @panics;
+    like $panics[0] // '', qr/$id/, '... naming the request' if $id;
+    is get($server, '/t/hello')->{status}, 200, 'the location serves on';
+    is_deeply [worker_pids($server)], [$worker], 'in the same worker';
+
+    my $small = join '', map { chr(32 + $_ % 90) } 1 .. 1000;
+    $c = post($server, '/t/echo', $small);
+    ok $c->{status} eq '200' && $c->{body} eq $small, 'POST /t/echo: 1,000 bytes from memory come back'
+        or diag describe($c);
+    my $large = join '', map { pack 'N', $_ * 2654435761 % 4294967296 } 1 .. 262144;    # 1 MiB
+    $c = post($server, '/t/echo', $large);
+    is $c->{status}, 200, 'POST /t/echo: 1 MiB, spilled to a temp file (client_body_buffer_size 16k)';
+    ok $c->{body} eq $large, '... comes back whole' or diag 'got ' . length($c->{body}) . ' bytes';
+    is scalar(log_lines($server, qr/a client request body is buffered to a temporary file/)), 1,
+        '... nginx did spill it';
+    finish($server, 'hello', ok => qr/handler panicked at/);
+};
+
+subtest '2,000 concurrent sleeps on one worker, an inline location answering meanwhile' => sub {
+    my $limit = fd_limit();
+    my $n = min(2000, $limit - 300);
+    $n = 300 if under_valgrind() && $n > 300;
+    note "fd limit $limit: $n concurrent calls";
+    my $server = server(connections => $n + 200, listen => 'backlog=4096', events => '    multi_accept on;');
+    my ($worker) = worker_pids($server);
+    get($server, '/t/hello');    # the runtime is up
+    my $before = thread_count($worker);
+    my $during;
+    my @clients = run_clients($server, [
+        (map { [0, '/t/sleep?ms=1000'] } 1 .. $n),
+        [0.3 * $k, sub { $during = thread_count($worker) }],
+        [0.3 * $k, '/h/'],
+    ], limit => 20 * $k);
+    my $inline = pop @clients;
+    note sprintf 'sent within %.3f s', max(map { $_->{sent} // 0 } @clients);
+    my @wrong = grep { "$_->{status} $_->{body}" ne "200 slept 1000 ms\n" } @clients;
+    is scalar @wrong, 0, "all $n sleeps answered 200"
+        or diag join "\n", map { describe($_) } @wrong[0 .. min(9, $#wrong)];
+    my $last = max(map { $_->{finished} // 99 } @clients);
+    cmp_ok $last, '<', 4 * $k, sprintf 'all within 4 s of the first send (the last at %.2f s)', $last;
+    cmp_ok min(map { $_->{done} // 0 } @clients), '>=', 1, 'none before its second';
+    note describe($inline);
+    is "$inline->{status} $inline->{body}", "200 Hello, World!\n", 'the inline SDK location answered meanwhile';
+    cmp_ok $inline->{done} // 99, '<', 0.2 * $k, sprintf '... at once (%.3f s)', $inline->{done} // -1;
+    cmp_ok $inline->{finished} // 99, '<', min(map { $_->{finished} // 0 } @clients), '... before any sleep ended';
+    cmp_ok $during // 999, '<=', $before + 1, "no thread per request ($before before, " . ($during // '?') . ' during)';
+    finish($server, 'concurrent sleeps');
+};
+
+subtest 'streamed bodies: in pieces, whole, and at a slow client\'s pace in bounded memory' => sub {
+    my $server = server(connections => 64);
+    my $c = timed_get($server, '/t/stream?n=5&ms=200');
+    is $c->{status}, 200, '/t/stream?n=5&ms=200: 200';
+    is $c->{body}, join('', map { "chunk $_\n" } 0 .. 4), '... the five chunks, whole, in order';
+    my @body_at = map { $_->[0] } grep { $_->[1] =~ /chunk/ } @{ $c->{pieces} };
+    cmp_ok scalar @body_at, '>=', 3, sprintf 'in pieces (%d reads)', scalar @body_at;
+    cmp_ok $body_at[0] // 99, '<', 0.6 * $k, sprintf '... the first chunk early (%.3f s)', $body_at[0] // -1;
+    cmp_ok $c->{done}, '>=', 0.9, sprintf '... the last after its timers (%.3f s)', $c->{done};
+
+    # 256 MiB read slowly through a 16 KiB receive buffer.
+    my ($worker) = worker_pids($server);
+    my $rss = sub { (Test::Gateway::Process::slurp("/proc/$worker/status") =~ /^VmRSS:\s+(\d+) kB/m)[0] // 0 };
+    my $idle = $rss->();
+    my $chunks = 4096;
+    socket my $sock, PF_INET, SOCK_STREAM, 0 or die "socket: $!";
+    setsockopt $sock, SOL_SOCKET, SO_RCVBUF, 16384;
+    connect $sock, pack_sockaddr_in($server->{port}, inet_aton('127.0.0.1')) or die "connect: $!";
+    syswrite $sock, "GET /t/stream?n=$chunks&size=65536 HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    my $letters = join('', 'a' .. 'z') x 2522;    # 65,572 bytes: any chunk from any letter
+    my ($raw, $offset, $bad, $peak, $reads, $start) = ('', 0, undef, 0, 0, time);
+    my $select = IO::Select->new($sock);
+    my ($in_body, $since_pause) = (0, 0);
+    while ($select->can_read(30 * $k)) {
+        my $n = sysread $sock, my $buf, 65536;
+        last unless $n;
+        if (!$in_body) {
+            $raw .= $buf;
+            next unless $raw =~ /\r\n\r\n/;
+            ($buf) = $raw =~ /\r\n\r\n(.*)\z/s;
+            $in_body = 1;
+        }
+        while (length $buf && !defined $bad) {
+            my ($chunk, $i) = (int($offset / 65536), $offset % 65536);
+            my $take = min(65536 - $i, length $buf);
+            $bad = $offset if substr($buf, 0, $take, '') ne substr($letters, ($chunk + $i) % 26, $take);
+            $offset += $take;
+        }
+        $offset += length $buf;
+        if (++$reads % 16 == 0) {
+            $peak = max($peak, $rss->());
+        }
+        # A pause per 64 KiB read: slower than nginx can send, as in 011-stream-memory.t.
+        $since_pause += $n;
+        if ($since_pause >= 65536) {
+            $since_pause = 0;
+            sleep 0.001;
+        }
+    }
+    close $sock;
+    note sprintf '%d MiB in %.1f s, worker RSS %d KiB idle, %d KiB at most', $offset >> 20, time - $start, $idle, $peak;
+    like $raw, qr{\AHTTP/1\.\d 200 }, 'the large stream: 200';
+    is $offset, $chunks * 65536, '... 256 MiB arrived';
+    ok !defined $bad, '... every byte right' or diag "first wrong byte near $bad";
+    cmp_ok $peak - $idle, '<', 64 * 1024, '... the worker grew by less than 64 MiB';
+    finish($server, 'streams');
+};
+
+subtest 'cancellation: a client that resets, gateway_timeout: the future is dropped' => sub {
+    my $server = server();
+    my $start = drops($server);
+    my @clients = run_clients($server, [
+        [0, '/t/sleep?ms=5000', reset_after => 0.3],
+        [0, '/t/stream?n=100&ms=100', reset_after => 0.5],
+    ], limit => 10 * $k);
+    note describe($_) for @clients;
+    my $t0 = time;
+    my $dropped = wait_until(2 * $k, sub { drops($server) >= $start + 2 });
+    ok $dropped, sprintf 'the sleeping future and the stream were dropped (%d), %.2f s after the resets',
+        drops($server) - $start, time - $t0;
+
+    $start = drops($server);
+    my ($c) = run_clients($server, [[0, '/tt/sleep?ms=1000']]);
+    note describe($c);
+    is $c->{status}, 504, 'gateway_timeout 100ms on /tt/sleep?ms=1000: 504';
+    cmp_ok $c->{done} // 99, '<', 0.8, sprintf '... at its deadline (%.3f s)', $c->{done} // -1;
+    ok wait_until(0.5 * $k, sub { drops($server) == $start + 1 }), '... and the future dropped at once, not at its end';
+    is get($server, '/tt/hello')->{status}, 200, 'the location serves on';
+    finish($server, 'cancellation');
+};
+
+done_testing;
