@@ -31,11 +31,14 @@
 //!   work the app spawned, blocking reads) `gateway_app_param shutdown_timeout` (default
 //!   `5s`; also `500ms`) before they are dropped.
 //! - **Logging**: the request's [`Logger`] (an extension) writes lines naming the request;
-//!   [`Config::logger`] in init, lines naming the app. `tracing` is not bridged yet.
+//!   [`Config::logger`] in init, lines naming the app. `tracing` events go to the error log
+//!   too, naming the request inside its future or body, else the app: the adapter installs a
+//!   subscriber unless the app's init set its own (see `gateway_app_param tracing_level`).
 
 mod body;
 mod environ;
 mod response;
+mod tracing_bridge;
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -52,6 +55,8 @@ use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use tokio::runtime::Runtime;
 use tower_service::Service;
+use tracing::level_filters::LevelFilter;
+use tracing::Instrument;
 
 pub use body::{Body, BodyError};
 pub use environ::Environ;
@@ -86,9 +91,12 @@ use response::{BoxBody, BoxError, Outgoing};
 ///
 /// nginx serves it with `location /api/ { gateway_app /path/to/libNAME.so; }`; the service
 /// routes on the path below the mount point (`/hello` for `/api/hello`). The runtime's
-/// settings are `gateway_app_param tokio_threads N;` (default 2) and
-/// `gateway_app_param shutdown_timeout 5s;`: nginx checks them at configuration time. See
-/// [the module](crate::tower) for the threading and cancellation model.
+/// settings are `gateway_app_param tokio_threads N;` (default 2),
+/// `gateway_app_param shutdown_timeout 5s;` and `gateway_app_param tracing_level info;`
+/// (`off`, `error`, `warn`, `info`, `debug` or `trace`: the finest `tracing` events sent to
+/// nginx's error log; the most verbose of a worker's locations counts): nginx checks them at
+/// configuration time. See [the module](crate::tower) for the threading, cancellation and
+/// logging model.
 #[macro_export]
 macro_rules! tower_app {
     (init = $init:expr, check = $check:expr $(,)?) => {
@@ -198,6 +206,7 @@ impl<F: Future + Unpin> Future for CatchPanic<F> {
 struct Settings {
     threads: usize,
     grace: Duration,
+    tracing: LevelFilter,
 }
 
 impl Settings {
@@ -223,7 +232,21 @@ impl Settings {
             Some(value) => parse_duration(value)
                 .ok_or_else(|| invalid("shutdown_timeout", value, "expected e.g. 5s or 500ms"))?,
         };
-        Ok(Settings { threads, grace })
+        let tracing = match config.get("tracing_level") {
+            None => LevelFilter::INFO,
+            Some(value) => value.parse().map_err(|_| {
+                invalid(
+                    "tracing_level",
+                    value,
+                    "expected off, error, warn, info, debug or trace",
+                )
+            })?,
+        };
+        Ok(Settings {
+            threads,
+            grace,
+            tracing,
+        })
     }
 }
 
@@ -308,7 +331,8 @@ impl Instance {
         let service = {
             // So that init may spawn tasks and build pools on the runtime.
             let _entered = runtime.enter();
-            make(config).map_err(|error| format!("init failed: {error}"))?
+            tracing_bridge::start_instance(config.logger(), settings.tracing, || make(config))
+                .map_err(|error| format!("init failed: {error}"))?
         };
         Ok(Instance {
             runtime,
@@ -332,6 +356,12 @@ impl Instance {
         let body = Body::from_segments(segments, &runtime)
             .map_err(|error| format!("cannot keep the request body: {error}"))?;
         let logger = Logger::new(Target::host(host, call.0));
+        // For an app's own subscriber: the adapter's leaves it out (nginx names the request).
+        let span = tracing::info_span!(
+            target: tracing_bridge::TARGET,
+            "request",
+            id = environ.request_id()
+        );
         let mut request = http::Request::new(body);
         *request.method_mut() = environ::method(&environ);
         *request.uri_mut() = environ::uri(&environ);
@@ -349,6 +379,7 @@ impl Instance {
             let (parts, body) = pending.await?.into_parts();
             Ok::<_, String>((parts, response::prepare(body).await?))
         };
+        let work = tracing_bridge::in_request(logger.clone(), work.instrument(span.clone()));
         self.runtime.spawn(async move {
             let outcome =
                 Abortable::new(CatchPanic::new("handler", Box::pin(work)), registration).await;
@@ -357,7 +388,7 @@ impl Instance {
             calls.lock().remove(&call.key());
             let (cause, message) = match outcome {
                 Ok(Ok(Ok((parts, body)))) => {
-                    return Outgoing::respond(host, call, parts, body, logger, &runtime)
+                    return Outgoing::respond(host, call, parts, body, logger, span, &runtime)
                 }
                 Ok(Ok(Err(message))) => (abi::FAILED, message),
                 Ok(Err(panic)) => (abi::PANICKED, panic),
@@ -516,12 +547,23 @@ mod tests {
             settings(&[]).unwrap(),
             Settings {
                 threads: 2,
-                grace: Duration::from_secs(5)
+                grace: Duration::from_secs(5),
+                tracing: LevelFilter::INFO,
             }
         );
-        let custom = settings(&[("tokio_threads", "4"), ("shutdown_timeout", "250ms")]).unwrap();
+        let custom = settings(&[
+            ("tokio_threads", "4"),
+            ("shutdown_timeout", "250ms"),
+            ("tracing_level", "debug"),
+        ])
+        .unwrap();
         assert_eq!(custom.threads, 4);
         assert_eq!(custom.grace, Duration::from_millis(250));
+        assert_eq!(custom.tracing, LevelFilter::DEBUG);
+        assert_eq!(
+            settings(&[("tracing_level", "off")]).unwrap().tracing,
+            LevelFilter::OFF
+        );
         assert_eq!(
             settings(&[("shutdown_timeout", "3")]).unwrap().grace,
             Duration::from_secs(3)
@@ -529,6 +571,7 @@ mod tests {
         assert!(settings(&[("tokio_threads", "0")]).is_err());
         assert!(settings(&[("tokio_threads", "x")]).is_err());
         assert!(settings(&[("shutdown_timeout", "soon")]).is_err());
+        assert!(settings(&[("tracing_level", "loud")]).is_err());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
-use super::CallHandle;
+use super::{tracing_bridge, CallHandle};
 use crate::abi;
 use crate::host::Host;
 use crate::logging::Logger;
@@ -207,13 +208,14 @@ pub(crate) struct Outgoing {
 
 impl Outgoing {
     /// Hands `parts` and `body` to the module as the answer to `call`; a stream's task is
-    /// spawned on `runtime`.
+    /// spawned on `runtime`, its events logged as the request's, in its `span`.
     pub(crate) fn respond(
         host: Host,
         call: CallHandle,
         parts: http::response::Parts,
         body: Prepared,
         logger: Logger,
+        span: tracing::Span,
         runtime: &tokio::runtime::Handle,
     ) {
         let (bytes, pull, size) = match body {
@@ -229,7 +231,8 @@ impl Outgoing {
                     call,
                     state: Mutex::default(),
                 });
-                let producer = runtime.spawn(produce(first, rest, tx, Arc::clone(&wakeup)));
+                let producer = produce(first, rest, tx, Arc::clone(&wakeup)).instrument(span);
+                let producer = runtime.spawn(tracing_bridge::in_request(logger.clone(), producer));
                 let pull = Pull {
                     rx,
                     wakeup,
