@@ -2,7 +2,8 @@
 # examples' hello and Flask jokes API, and test-nginx/wsgi/probe.py, whose routes each show
 # one point of PEP 3333: the environ and its types, wsgi.input over bodies in memory and
 # spilled to nginx's temporary file, streamed bodies whose close() is called exactly once
-# (also when the client resets mid-stream), exceptions before and after the first byte,
+# (also when the client resets mid-stream), wsgi.file_wrapper (a real file sent by nginx,
+# with ranges; other file-likes read in blocks), exceptions before and after the first byte,
 # SystemExit, bad status lines and headers, wsgi.errors, write(), exc_info; C extensions
 # (markupsafe._speedups) loading in-process; init failures (syntax error, missing module,
 # a second home) answering 503 with the traceback logged; nginx -t refusing bad params;
@@ -17,6 +18,7 @@ use strict;
 use warnings;
 use Test::More;
 use Digest::SHA qw(sha256_hex);
+use File::Temp qw(tempdir);
 use FindBin;
 use IO::Select ();
 use JSON::PP ();
@@ -28,6 +30,7 @@ use Test::Gateway::Server qw(
     apps_dir patience under_valgrind write_conf line_of nginx_t start_nginx worker_pids
     log_lines finish run_clients get describe wait_until
 );
+use Test::Gateway::Process qw(write_file);
 
 my $apps = apps_dir() or plan skip_all => 'TEST_NGINX_APPS is not set';
 my $venv = $ENV{TEST_NGINX_WSGI_VENV};
@@ -57,7 +60,7 @@ $more        }
 CONF
 }
 
-my $http = 'client_body_buffer_size 16k; client_max_body_size 8m;';
+my $http = 'client_body_buffer_size 16k; client_max_body_size 8m; sendfile on;';
 my $locations = join '',
     wsgi_location('/hello/', 'hello'),
     wsgi_location('/probe/', 'probe'),
@@ -232,6 +235,51 @@ subtest 'streamed bodies: close() exactly once, also when the client resets' => 
     finish($server, 'streams');
 };
 
+subtest 'wsgi.file_wrapper: a real file sent by nginx, other file-likes read in blocks' => sub {
+    my $server = start();
+    my $dir = tempdir('gateway-024-files-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $data = join '', map { pack 'N*', map { int rand 2**32 } 1 .. 1024 } 1 .. 1536;    # 6 MiB
+    my $size = length $data;
+    write_file("$dir/data.bin", $data);
+    my $file = "/probe/file?path=$dir/data.bin";
+
+    my $c = get($server, $file);
+    is "$c->{status} " . length($c->{body}) . ' ' . sha256_hex($c->{body}), "200 $size " . sha256_hex($data),
+        'a 6 MiB file through wsgi.file_wrapper: every byte' or diag describe($c);
+    is $c->{headers}{'accept-ranges'}, 'bytes', '... sent by nginx as a file: it offers ranges';
+    my $etag = $c->{headers}{etag} // '';
+    like $etag, qr/^"[0-9a-f]+-[0-9a-f]+"$/, '... has an ETag (nginx\'s, of the file\'s time and size)';
+    ok $c->{headers}{'last-modified'}, '... and a Last-Modified';
+    is $c->{headers}{'content-type'}, 'application/octet-stream', '... and the app\'s Content-Type';
+    $c = get($server, $file, 'Range: bytes=1000000-1999999');
+    is "$c->{status} " . ($c->{headers}{'content-range'} // ''), "206 bytes 1000000-1999999/$size", 'a range request is a 206';
+    ok $c->{body} eq substr($data, 1_000_000, 1_000_000), '... with exactly those bytes';
+    $c = get($server, $file, "If-None-Match: $etag");
+    is $c->{status}, 304, 'If-None-Match with its ETag is a 304';
+    $c = get($server, "$file&length=$size");
+    is "$c->{status} " . ($c->{headers}{'accept-ranges'} // '-') . ' ' . sha256_hex($c->{body}), "200 bytes " . sha256_hex($data),
+        'with the app\'s own, matching Content-Length: still sent by nginx';
+    $c = get($server, "/pool/file?path=$dir/data.bin");
+    is "$c->{status} " . ($c->{headers}{'accept-ranges'} // '-') . ' ' . sha256_hex($c->{body}), "200 bytes " . sha256_hex($data),
+        'on a thread-pool location too';
+
+    for my $case (['a file read from an offset', '&how=seek&offset=1000', substr($data, 1000)],
+                  ['a BytesIO (no fileno)', '&how=bytesio', $data],
+                  ['a file whose name is gone', '&how=deleted', $data],
+                  ['a BytesIO in blocks of 1 MiB', '&how=bytesio&blksize=1048576', $data]) {
+        my ($what, $query, $want) = @$case;
+        $c = get($server, "$file$query");
+        is "$c->{status} " . length($c->{body}) . ' ' . sha256_hex($c->{body}), '200 ' . length($want) . ' ' . sha256_hex($want),
+            "$what: read in blocks, every byte";
+        ok !$c->{headers}{'accept-ranges'}, '... streamed, not sent as a file';
+    }
+    my @clients = run_clients($server, [[0, $file, reset_bytes => 300_000], [0, "$file&how=bytesio", reset_bytes => 300_000]]);
+    ok !(grep { !defined $_->{reset} } @clients), 'two clients reset mid-file (sent by nginx, and read in blocks)'
+        or diag map { describe($_) . "\n" } @clients;
+    all_closed($server, '/probe', 'file_wrapper (the two locations share the probe module)');
+    finish($server, 'file_wrapper');
+};
+
 subtest 'exceptions, SystemExit, bad status lines and headers' => sub {
     my $server = start();
     my @workers = worker_pids($server);
@@ -313,7 +361,8 @@ subtest 'every app through wsgiref.validate.validator, with no warning' => sub {
     my $server = start();
     my $c = get($server, '/valid/hello/');
     is "$c->{status} $c->{body}", "200 Hola mundo\n", 'hello, validated';
-    for my $uri (qw(/environ /stream?n=3 /write /exc-info /errors /speedups /sleep?s=0.01 /empty-generator)) {
+    for my $uri (qw(/environ /stream?n=3 /write /exc-info /errors /speedups /sleep?s=0.01 /empty-generator),
+                 "/file?path=$probe_dir/probe.py") {
         $c = get($server, "/valid/probe$uri");
         like $c->{status}, qr/^(200|503|204)$/, "probe $uri, validated: $c->{status}" or diag describe($c);
     }

@@ -2,14 +2,17 @@
 bridge serves it. `validated.py` serves the same routes through wsgiref.validate."""
 
 import hashlib
+import io
 import json
+import tempfile
 import sys
 import threading
 import time
 from urllib.parse import parse_qs
 
-# Closes of streamed bodies in this worker (the suite runs one worker): how many bodies were
-# started, how many close() calls they got, and how many got more than one.
+# Closes of streamed bodies and of files given to wsgi.file_wrapper in this worker (the suite
+# runs one worker): how many were started, how many close() calls they got, and how many got
+# more than one.
 _lock = threading.Lock()
 _counts = {"started": 0, "closed": 0, "closed_twice": 0}
 
@@ -40,6 +43,51 @@ class Counted:
         _count("closed")
         if self.closes > 1:
             _count("closed_twice")
+
+
+class CountedFile:
+    """A file-like object over `raw` (a file or BytesIO) that counts its close() calls."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.closes = 0
+        _count("started")
+
+    def fileno(self):
+        return self.raw.fileno()
+
+    def tell(self):
+        return self.raw.tell()
+
+    def read(self, size=-1):
+        return self.raw.read(size)
+
+    def close(self):
+        self.closes += 1
+        _count("closed")
+        if self.closes > 1:
+            _count("closed_twice")
+        self.raw.close()
+
+
+def _open_for_wrapper(query):
+    """The file-like object /file hands to wsgi.file_wrapper, by `how`."""
+    path = query["path"]
+    how = query.get("how", "file")
+    if how == "bytesio":
+        with open(path, "rb") as f:
+            return io.BytesIO(f.read())
+    if how == "deleted":
+        # A copy whose name is gone: nginx could not open it, so it is read.
+        copy = tempfile.TemporaryFile()
+        with open(path, "rb") as f:
+            copy.write(f.read())
+        copy.seek(0)
+        return copy
+    f = open(path, "rb")
+    if how == "seek":
+        f.seek(int(query["offset"]))
+    return f
 
 
 def _json(start_response, data, status="200 OK"):
@@ -106,6 +154,14 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         fail_at = int(query["fail_at"]) if "fail_at" in query else None
         return Counted(int(query.get("n", "5")), float(query.get("pause", "0")), fail_at)
+
+    if path == "/file":
+        filelike = CountedFile(_open_for_wrapper(query))
+        headers = [("Content-Type", "application/octet-stream")]
+        if "length" in query:
+            headers.append(("Content-Length", query["length"]))
+        start_response("200 OK", headers)
+        return environ["wsgi.file_wrapper"](filelike, int(query.get("blksize", "8192")))
 
     if path == "/closes":
         with _lock:

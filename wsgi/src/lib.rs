@@ -7,8 +7,10 @@
 //! - Python never runs on nginx's event loop: a location called there runs its calls on the
 //!   bridge's own threads ([`pool`]) and completes them later (ABI 1.1 deferred completion);
 //!   a location on a `gateway_thread_pool` runs them inline on nginx's thread;
-//! - a list or tuple body is sent as bytes, any other iterable streamed ([`stream`]).
+//! - a list or tuple body is sent as bytes, a real file from `wsgi.file_wrapper` by nginx
+//!   ([`file_wrapper`]), any other iterable streamed ([`stream`]).
 
+mod file_wrapper;
 mod interpreter;
 mod link;
 mod params;
@@ -18,7 +20,9 @@ mod response;
 mod stream;
 
 use std::ffi::c_void;
+use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use gateway_abi::{self as abi, slice_from_abi, Bytes};
@@ -30,7 +34,7 @@ use crate::link::{AppLog, Completion, RequestLink};
 use crate::params::{ParamError, Params};
 use crate::pep3333::{lock, StartResponse};
 use crate::pool::{Pool, Submitter};
-use crate::response::{Head, OwnedHead, Sent};
+use crate::response::{Head, OnRelease, OwnedHead, Sent};
 use crate::stream::{close_iterable, Pulled, PyBody};
 
 /// The text of a Python exception with its traceback, as `traceback.format_exception` gives
@@ -234,6 +238,10 @@ fn run_call(
             return completion.fail(abi::FAILED, &format!("the WSGI app raised:\n{text}"));
         }
     };
+    let sendable = file_wrapper::sendable_path(py, &iterable, &lock(&head));
+    if let Some(path) = sendable {
+        return respond_file(completion, &head, path, iterable.unbind(), pool);
+    }
     if iterable.is_instance_of::<PyList>() || iterable.is_instance_of::<PyTuple>() {
         let joined = join_sequence(&iterable, &head);
         close_iterable(py, &iterable, &link);
@@ -296,12 +304,47 @@ fn respond_bytes(completion: Completion, head: &Mutex<Head>, mut body: Vec<u8>) 
     };
     match owned {
         Ok(owned) => {
-            let sent = Sent::new(owned, body);
+            let sent = Sent::new(owned, abi::BODY_BYTES, body, None);
             // SAFETY: `sent` is ours until the module releases it.
             unsafe { completion.respond(Sent::response_ptr(sent), false) };
         }
         Err(error) => completion.fail(abi::FAILED, &error.to_string()),
     }
+}
+
+/// Answers with the file at `path`, which nginx opens and sends; `wrapper` (the app's
+/// iterable) is closed once nginx is done with the response, on a bridge thread.
+fn respond_file(
+    completion: Completion,
+    head: &Mutex<Head>,
+    path: PathBuf,
+    wrapper: Py<PyAny>,
+    pool: Submitter,
+) {
+    let link = Arc::clone(completion.link());
+    let owned = match OwnedHead::from_head(&lock(head)) {
+        Ok(owned) => owned,
+        Err(error) => {
+            pool.submit(Box::new(move |py| {
+                close_iterable(py, wrapper.bind(py), &link)
+            }));
+            return completion.fail(abi::FAILED, &error.to_string());
+        }
+    };
+    let close: OnRelease = Box::new(move || {
+        let job_pool = pool.clone();
+        job_pool.submit(Box::new(move |py| {
+            close_iterable(py, wrapper.bind(py), &link)
+        }));
+    });
+    let sent = Sent::new(
+        owned,
+        abi::BODY_FILE,
+        path.into_os_string().into_vec(),
+        Some(close),
+    );
+    // SAFETY: `sent` is ours until the module releases it.
+    unsafe { completion.respond(Sent::response_ptr(sent), false) };
 }
 
 #[no_mangle]

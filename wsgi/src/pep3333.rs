@@ -1,5 +1,6 @@
-//! The Python objects PEP 3333 gives an app: the environ with `wsgi.input` and `wsgi.errors`,
-//! `start_response` and the `write()` callable it returns.
+//! The Python objects PEP 3333 gives an app: the environ with `wsgi.input`, `wsgi.errors` and
+//! `wsgi.file_wrapper` (see [`crate::file_wrapper`]), `start_response` and the `write()`
+//! callable it returns.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,6 +10,7 @@ use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use crate::file_wrapper::FileWrapper;
 use crate::link::RequestLink;
 use crate::response::Head;
 
@@ -82,6 +84,7 @@ pub unsafe fn environ<'py>(
     environ.set_item("wsgi.multithread", true)?;
     environ.set_item("wsgi.multiprocess", true)?;
     environ.set_item("wsgi.run_once", false)?;
+    environ.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
     Ok(environ)
 }
 

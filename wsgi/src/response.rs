@@ -123,21 +123,33 @@ impl OwnedHead {
     }
 }
 
-/// A bytes response and what it points to, boxed so its address is stable until release.
+/// Run when the module releases a response: Rust only, as it runs on the event loop.
+pub type OnRelease = Box<dyn FnOnce() + Send>;
+
+/// A bytes or file response and what it points to, boxed so its address is stable until
+/// release.
 pub struct Sent {
     response: abi::Response,
     _head: OwnedHead,
+    /// The body's bytes, or the file's path.
     _body: Vec<u8>,
+    on_release: Option<OnRelease>,
 }
 
 impl Sent {
     /// Boxes the response; the caller hands `response_ptr` to `Host::respond`.
-    pub fn new(head: OwnedHead, body: Vec<u8>) -> *mut Sent {
-        let response = head.response(abi::BODY_BYTES, &body);
+    pub fn new(
+        head: OwnedHead,
+        body_kind: u32,
+        body: Vec<u8>,
+        on_release: Option<OnRelease>,
+    ) -> *mut Sent {
+        let response = head.response(body_kind, &body);
         let sent = Box::into_raw(Box::new(Sent {
             response,
             _head: head,
             _body: body,
+            on_release,
         }));
         // SAFETY: just allocated; owner points back to the box, freed by `release_sent`.
         unsafe { (*sent).response.owner = sent.cast() };
@@ -155,7 +167,10 @@ impl Sent {
 unsafe extern "C" fn release_sent(owner: *mut c_void) {
     // SAFETY: the box leaked in `Sent::new`, released once by the module; pure Rust, so
     // dropping it on the event loop touches no Python.
-    drop(unsafe { Box::from_raw(owner.cast::<Sent>()) });
+    let mut sent = unsafe { Box::from_raw(owner.cast::<Sent>()) };
+    if let Some(on_release) = sent.on_release.take() {
+        on_release();
+    }
 }
 
 #[cfg(test)]
