@@ -1,10 +1,13 @@
 # gateway::tower_app!: an axum Router (examples/tower-hello) served in-process on a tokio
 # runtime per worker, completing its calls from the runtime's threads (ABI 1.1 deferred
 # completion): a hello; 2,000 concurrent sleeping requests on one worker, answered together
-# in about a second while an inline SDK location answers at once; streamed bodies, in
-# pieces and with backpressure (a slow client, bounded worker memory); futures and streams
-# dropped promptly when the client resets or gateway_timeout passes; a panic is a 500 naming
-# the request; the environ extension; request bodies from memory and from a temp file.
+# in about a second while an inline SDK location answers at once (026-tower-load.t: 10,000,
+# and 1 GiB to a slow client in bounded memory); streamed bodies (Body::from_stream, SSE), in
+# pieces and pulled as the client drains; futures and streams dropped promptly when the
+# client resets or gateway_timeout passes; a panic in a handler is a 500, in a stream a
+# response cut short, logged with the request id, the worker living on; `tracing` events in
+# nginx's error log at nginx's levels, naming the app and the request; the environ
+# extension; request bodies from memory and from a temp file.
 #
 # A plain Test::More script on Test::Gateway::Server (see 020-deferred.t). Timing bounds are
 # loose on purpose (CI has two slow cores) and scale with patience().
@@ -80,10 +83,12 @@ sub post {
     return read_response($c);
 }
 
-# GETs $uri and notes when each piece of the body arrived (seconds from sending).
+# GETs $uri and notes when each piece of the body arrived (seconds from sending). Option:
+# rcvbuf => bytes, the socket's receive buffer.
 sub timed_get {
-    my ($server, $uri) = @_;
+    my ($server, $uri, %o) = @_;
     socket my $sock, PF_INET, SOCK_STREAM, 0 or die "socket: $!";
+    setsockopt $sock, SOL_SOCKET, SO_RCVBUF, $o{rcvbuf} or die "SO_RCVBUF: $!" if $o{rcvbuf};
     connect $sock, pack_sockaddr_in($server->{port}, inet_aton('127.0.0.1')) or die "connect: $!";
     my $start = time;
     syswrite $sock, "GET $uri HTTP/1.0\r\nHost: localhost\r\n\r\n";
@@ -96,8 +101,9 @@ sub timed_get {
         push @pieces, [time - $start, $buf];
     }
     close $sock;
-    my ($status, $body) = $raw =~ m{\AHTTP/1\.\d (\d+).*?\r\n\r\n(.*)\z}s;
-    return { status => $status // 'none', body => $body // '', pieces => \@pieces, done => time - $start };
+    my ($status, $head, $body) = $raw =~ m{\AHTTP/1\.\d (\d+)[^\n]*\n(.*?)\r\n\r\n(.*)\z}s;
+    return { status => $status // 'none', head => $head // '', body => $body // '', pieces => \@pieces,
+             done => time - $start };
 }
 
 subtest 'hello, the environ extension, a panic, request bodies' => sub {
@@ -141,6 +147,37 @@ subtest 'hello, the environ extension, a panic, request bodies' => sub {
     finish($server, 'hello', ok => qr/handler panicked at/);
 };
 
+subtest 'tracing: events in the error log at nginx\'s levels, naming the app and the request' => sub {
+    my $server = server();
+    my $c = get($server, '/t/trace');
+    is "$c->{status} $c->{body}", "200 traced\n", '/t/trace: 200';
+    # Both locations' instances said so at init (over before the worker serves), naming the
+    # app but no request.
+    my @ready = log_lines($server, qr/\[info\] .*gateway: app "tower-hello" tower_hello: ready greeting="Hello from axum!"$/);
+    is scalar @ready, 2, 'init: one [info] line per instance' or diag log_lines($server, qr/ready/);
+    my ($entry) = access_lines($server, qr{ /t/trace$});
+    my ($id) = ($entry // '') =~ /^($hex32) 200 /;
+    ok $id, 'the access log has its $request_id';
+    my $app = qr/gateway: app "tower-hello" tower_hello:/;
+    is scalar(log_lines($server, qr/\[error\] .*$app an error event code=7 \(request $id\)$/)), 1,
+        'ERROR: an [error] line with its fields and the request id';
+    is scalar(log_lines($server, qr/\[warn\] .*$app a warning \(request $id\)$/)), 1, 'WARN: [warn]';
+    is scalar(log_lines($server, qr/\[info\] .*gateway: app "tower-hello" work\{step=1\}: tower_hello: done rows=3 \(request $id\)$/)), 1,
+        'INFO: [info], inside its span';
+    is scalar(log_lines($server, qr/detail, below|finer still/)), 0,
+        'DEBUG and TRACE: not logged (tracing_level info, and nginx\'s error_log info)';
+    is scalar(log_lines($server, qr/\[info\] .*$app from a spawned task$/)), 1,
+        'a task the handler spawned: the app, no request';
+    is scalar(log_lines($server, qr/request $id\)$/)), 3, 'the request\'s own lines name it, and only they';
+
+    $c = get($server, '/t/sse?n=1&ms=10');
+    ($entry) = access_lines($server, qr{ /t/sse\?n=1&ms=10$});
+    ($id) = ($entry // '') =~ /^($hex32) 200 /;
+    is scalar(log_lines($server, qr/\[info\] .*$app events start n=1 ms=10 \(request $id\)$/)), 1,
+        'an event from the handler of a streamed response names the request';
+    finish($server, 'tracing');
+};
+
 subtest '2,000 concurrent sleeps on one worker, an inline location answering meanwhile' => sub {
     my $limit = fd_limit();
     my $n = min(2000, $limit - 300);
@@ -172,8 +209,9 @@ subtest '2,000 concurrent sleeps on one worker, an inline location answering mea
     finish($server, 'concurrent sleeps');
 };
 
-subtest 'streamed bodies: in pieces, whole, and at a slow client\'s pace in bounded memory' => sub {
+subtest 'streamed bodies: in pieces, server-sent events, a panic cuts one short' => sub {
     my $server = server(connections => 64);
+    my ($worker) = worker_pids($server);
     my $c = timed_get($server, '/t/stream?n=5&ms=200');
     is $c->{status}, 200, '/t/stream?n=5&ms=200: 200';
     is $c->{body}, join('', map { "chunk $_\n" } 0 .. 4), '... the five chunks, whole, in order';
@@ -182,52 +220,35 @@ subtest 'streamed bodies: in pieces, whole, and at a slow client\'s pace in boun
     cmp_ok $body_at[0] // 99, '<', 0.6 * $k, sprintf '... the first chunk early (%.3f s)', $body_at[0] // -1;
     cmp_ok $c->{done}, '>=', 0.9, sprintf '... the last after its timers (%.3f s)', $c->{done};
 
-    # 256 MiB read slowly through a 16 KiB receive buffer.
-    my ($worker) = worker_pids($server);
-    my $rss = sub { (Test::Gateway::Process::slurp("/proc/$worker/status") =~ /^VmRSS:\s+(\d+) kB/m)[0] // 0 };
-    my $idle = $rss->();
-    my $chunks = 4096;
-    socket my $sock, PF_INET, SOCK_STREAM, 0 or die "socket: $!";
-    setsockopt $sock, SOL_SOCKET, SO_RCVBUF, 16384;
-    connect $sock, pack_sockaddr_in($server->{port}, inet_aton('127.0.0.1')) or die "connect: $!";
-    syswrite $sock, "GET /t/stream?n=$chunks&size=65536 HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    # 16 MiB at once, through a 16 KiB receive buffer: pulled as the client drains
+    # (026-tower-load.t measures memory with 1 GiB).
+    $c = timed_get($server, '/t/stream?n=256&size=65536', rcvbuf => 16384);
+    is $c->{status}, 200, '/t/stream?n=256&size=65536: 200';
+    is length $c->{body}, 256 * 65536, '... 16 MiB';
     my $letters = join('', 'a' .. 'z') x 2522;    # 65,572 bytes: any chunk from any letter
-    my ($raw, $offset, $bad, $peak, $reads, $start) = ('', 0, undef, 0, 0, time);
-    my $select = IO::Select->new($sock);
-    my ($in_body, $since_pause) = (0, 0);
-    while ($select->can_read(30 * $k)) {
-        my $n = sysread $sock, my $buf, 65536;
-        last unless $n;
-        if (!$in_body) {
-            $raw .= $buf;
-            next unless $raw =~ /\r\n\r\n/;
-            ($buf) = $raw =~ /\r\n\r\n(.*)\z/s;
-            $in_body = 1;
-        }
-        while (length $buf && !defined $bad) {
-            my ($chunk, $i) = (int($offset / 65536), $offset % 65536);
-            my $take = min(65536 - $i, length $buf);
-            $bad = $offset if substr($buf, 0, $take, '') ne substr($letters, ($chunk + $i) % 26, $take);
-            $offset += $take;
-        }
-        $offset += length $buf;
-        if (++$reads % 16 == 0) {
-            $peak = max($peak, $rss->());
-        }
-        # A pause per 64 KiB read: slower than nginx can send, as in 011-stream-memory.t.
-        $since_pause += $n;
-        if ($since_pause >= 65536) {
-            $since_pause = 0;
-            sleep 0.001;
-        }
-    }
-    close $sock;
-    note sprintf '%d MiB in %.1f s, worker RSS %d KiB idle, %d KiB at most', $offset >> 20, time - $start, $idle, $peak;
-    like $raw, qr{\AHTTP/1\.\d 200 }, 'the large stream: 200';
-    is $offset, $chunks * 65536, '... 256 MiB arrived';
-    ok !defined $bad, '... every byte right' or diag "first wrong byte near $bad";
-    cmp_ok $peak - $idle, '<', 64 * 1024, '... the worker grew by less than 64 MiB';
-    finish($server, 'streams');
+    my @wrong = grep { substr($c->{body}, 65536 * $_, 65536) ne substr($letters, $_ % 26, 65536) } 0 .. 255;
+    is scalar @wrong, 0, '... every chunk right' or diag "wrong chunks: @wrong[0 .. min(9, $#wrong)]";
+
+    $c = timed_get($server, '/t/sse?n=3&ms=200');
+    is $c->{status}, 200, '/t/sse?n=3&ms=200 (axum Sse): 200';
+    like $c->{head}, qr{^Content-Type: text/event-stream\r?$}mi, '... text/event-stream';
+    is $c->{body}, join('', map { "event: tick\ndata: $_\n\n" } 0 .. 2), '... three events, in order';
+    my @events_at = map { $_->[0] } grep { $_->[1] =~ /event: tick/ } @{ $c->{pieces} };
+    cmp_ok scalar @events_at, '>=', 2, sprintf '... as they happen (%d reads)', scalar @events_at;
+    cmp_ok $events_at[0] // 99, '<', 0.5 * $k, sprintf '... the first one early (%.3f s)', $events_at[0] // -1;
+
+    $c = timed_get($server, '/t/stream?n=5&ms=50&panic_at=3');
+    is $c->{status}, 200, '/t/stream?...&panic_at=3: 200, its headers sent before the panic';
+    is $c->{body}, join('', map { "chunk $_\n" } 0 .. 2), '... cut short after chunk 2';
+    my ($entry) = access_lines($server, qr{ /t/stream\?n=5&ms=50&panic_at=3$});
+    my ($id) = ($entry // '') =~ /^($hex32) /;
+    my @panics = log_lines($server,
+        qr/\[error\] .*app "tower-hello" stream failed after 24 bytes, the response is cut short: stream panicked at .*stream boom at chunk 3 \(request $id\), client: /);
+    is scalar @panics, 1, '... one [error] line: the panic, where, and the request id'
+        or diag log_lines($server, qr/boom/);
+    is get($server, '/t/hello')->{status}, 200, 'the location serves on';
+    is_deeply [worker_pids($server)], [$worker], 'in the same worker';
+    finish($server, 'streams', ok => qr/stream panicked at/);
 };
 
 subtest 'cancellation: a client that resets, gateway_timeout: the future is dropped' => sub {
@@ -236,11 +257,12 @@ subtest 'cancellation: a client that resets, gateway_timeout: the future is drop
     my @clients = run_clients($server, [
         [0, '/t/sleep?ms=5000', reset_after => 0.3],
         [0, '/t/stream?n=100&ms=100', reset_after => 0.5],
+        [0, '/t/sse?n=100&ms=100', reset_after => 0.5],
     ], limit => 10 * $k);
     note describe($_) for @clients;
     my $t0 = time;
-    my $dropped = wait_until(2 * $k, sub { drops($server) >= $start + 2 });
-    ok $dropped, sprintf 'the sleeping future and the stream were dropped (%d), %.2f s after the resets',
+    my $dropped = wait_until(2 * $k, sub { drops($server) >= $start + 3 });
+    ok $dropped, sprintf 'the sleeping future and both streams were dropped (%d), %.2f s after the resets',
         drops($server) - $start, time - $t0;
 
     $start = drops($server);

@@ -3,9 +3,14 @@
 //!
 //! - `/hello`: the `greeting` param (default "Hello from axum!") and a newline;
 //! - `/sleep?ms=N`: answers after `tokio::time::sleep(N ms)`;
-//! - `/stream?n=N&ms=M&size=S`: a streamed body of N chunks, one every M ms; chunk k is
-//!   `chunk k\n`, or with `size` S bytes, byte i being the letter `(k + i) % 26` from `a`;
+//! - `/stream?n=N&ms=M&size=S&panic_at=P`: a streamed body of N chunks, one every M ms;
+//!   chunk k is `chunk k\n`, or with `size` S bytes, byte i being the letter `(k + i) % 26`
+//!   from `a`; with `panic_at`, the stream panics instead of making chunk P;
+//! - `/sse?n=N&ms=M`: server-sent events (axum's `Sse`), N `tick` events one every M ms, the
+//!   data of event k being k;
 //! - `/panic`: panics;
+//! - `/trace`: `tracing` events at each level (some in a span), and one from a task the
+//!   handler spawns, which is outside the request (nginx's error log shows them);
 //! - `/environ`: the `gateway::tower::Environ` extension (and the URI and `x-foo` header the
 //!   service got) as JSON;
 //! - `/drops`: how many request futures and body streams were dropped before they finished
@@ -19,6 +24,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
+use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use gateway::serde_json::{json, Value};
@@ -72,6 +78,7 @@ struct StreamQuery {
     #[serde(default)]
     ms: u64,
     size: Option<usize>,
+    panic_at: Option<u64>,
 }
 
 /// Letters enough for any chunk from any starting letter, shared by every chunk.
@@ -80,7 +87,12 @@ fn letters(size: usize) -> Bytes {
 }
 
 async fn stream(Query(query): Query<StreamQuery>) -> Body {
-    let StreamQuery { n, ms, size } = query;
+    let StreamQuery {
+        n,
+        ms,
+        size,
+        panic_at,
+    } = query;
     let letters = size.map(letters);
     let chunk = move |k: u64| match (&letters, size) {
         (Some(letters), Some(size)) => {
@@ -102,10 +114,56 @@ async fn stream(Query(query): Query<StreamQuery>) -> Body {
                 if ms > 0 {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
+                if panic_at == Some(k) {
+                    panic!("stream boom at chunk {k}");
+                }
                 Some((Ok::<_, Infallible>(chunk(k)), (k + 1, counter)))
             }
         });
     Body::from_stream(chunks)
+}
+
+#[derive(Deserialize)]
+struct SseQuery {
+    #[serde(default)]
+    n: u64,
+    #[serde(default)]
+    ms: u64,
+}
+
+async fn sse(
+    Query(SseQuery { n, ms }): Query<SseQuery>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    tracing::info!(n, ms, "events start");
+    let events =
+        futures_util::stream::unfold((0, Some(DropCounter::new())), move |(k, mut counter)| {
+            async move {
+                if k == n {
+                    if let Some(counter) = counter.take() {
+                        counter.disarm();
+                    }
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let event = Event::default().event("tick").data(k.to_string());
+                Some((Ok(event), (k + 1, counter)))
+            }
+        });
+    Sse::new(events)
+}
+
+async fn trace() -> &'static str {
+    tracing::error!(code = 7, "an error event");
+    tracing::warn!("a warning");
+    tracing::info_span!("work", step = 1).in_scope(|| tracing::info!(rows = 3, "done"));
+    tracing::debug!("detail, below the default tracing_level");
+    tracing::trace!("finer still");
+    // A task of its own is outside the request: its lines name the app only.
+    let spawned = tokio::spawn(async { tracing::info!("from a spawned task") });
+    if spawned.await.is_err() {
+        tracing::error!("the spawned task failed");
+    }
+    "traced\n"
 }
 
 async fn environ(
@@ -139,6 +197,7 @@ async fn echo(body: Bytes) -> Bytes {
 fn make(config: &gateway::Config) -> Result<Router, gateway::ConfigError> {
     let greeting = config.get("greeting").unwrap_or("Hello from axum!");
     let hello = format!("{greeting}\n");
+    tracing::info!(greeting, "ready");
     Ok(Router::new()
         .route(
             "/hello",
@@ -146,7 +205,9 @@ fn make(config: &gateway::Config) -> Result<Router, gateway::ConfigError> {
         )
         .route("/sleep", get(sleep))
         .route("/stream", get(stream))
+        .route("/sse", get(sse))
         .route("/panic", get(panics))
+        .route("/trace", get(trace))
         .route("/environ", get(environ))
         .route("/drops", get(drops))
         .route("/echo", post(echo))
