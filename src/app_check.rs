@@ -10,8 +10,8 @@ use crate::conf::MainConf;
 /// Runs every mount's `check`; false (each refusal logged with its `gateway_app` line) if an
 /// app refused its settings.
 pub fn settings_accepted(cf: *mut ngx_conf_t, main: &MainConf) -> bool {
-    // SAFETY: nginx calls postconfiguration with the parsed configuration and its log.
-    let log = unsafe { (*cf).log };
+    // SAFETY: nginx calls postconfiguration with the parsed configuration, its log and cycle.
+    let (log, prefix) = unsafe { ((*cf).log, (*(*cf).cycle).prefix.as_bytes()) };
     let mut accepted = true;
     for &mount in &main.mounts {
         // SAFETY: mounts are location configurations of this configuration, alive with it.
@@ -24,7 +24,7 @@ pub fn settings_accepted(cf: *mut ngx_conf_t, main: &MainConf) -> bool {
         };
         // SAFETY: the descriptor was checked at load and declares `check`; the setup and its
         // parameters outlive the call.
-        let checked = app_setup::run(mount, Phase::Check, "check", |setup| unsafe {
+        let checked = app_setup::run(mount, prefix, Phase::Check, "check", |setup| unsafe {
             check(setup)
         });
         if let Err(message) = checked {

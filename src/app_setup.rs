@@ -1,5 +1,6 @@
 //! What an app's `init` (in each worker) and `check` (at configuration time, in the master)
-//! get: the location's `gateway_app_param`s, how its calls run, and a way to say what failed.
+//! get: the location's `gateway_app_param`s, how its calls run, nginx's prefix, and a way to
+//! say what failed.
 
 use std::ffi::c_void;
 
@@ -18,10 +19,12 @@ pub enum Phase {
     Worker(u32),
 }
 
-/// Runs `entry` (an app's `init` or `check`, named `what`) with the setup of `mount`; its
-/// non-zero result becomes the message the app gave, or a generic one.
+/// Runs `entry` (an app's `init` or `check`, named `what`) with the setup of `mount` in a
+/// cycle whose prefix is `prefix`; its non-zero result becomes the message the app gave, or a
+/// generic one.
 pub fn run(
     mount: &LocationConf,
+    prefix: &[u8],
     phase: Phase,
     what: &str,
     entry: impl FnOnce(&abi::Setup) -> i32,
@@ -56,6 +59,7 @@ pub fn run(
             Phase::Worker(number) => number,
         },
         log_handle,
+        prefix: abi::Bytes::new(prefix),
     };
     match entry(&setup) {
         0 => Ok(()),

@@ -42,7 +42,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         for &mount in &main.mounts {
             // SAFETY: mounts are location configurations of this cycle, alive as long as it.
             let mount = unsafe { &*mount };
-            let instance = start(mount, worker).unwrap_or_else(|message| {
+            let instance = start(mount, cycle.prefix.as_bytes(), worker).unwrap_or_else(|message| {
                 let name = mount.app.as_ref().map_or("?", |app| app.name());
                 ngx_log_error!(
                     NGX_LOG_ERR,
@@ -57,11 +57,12 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     })
 }
 
-/// Makes the app instance of one location, or says why it could not.
-fn start(mount: &LocationConf, worker: u32) -> Result<Instance, String> {
+/// Makes the app instance of one location in a cycle of prefix `prefix`, or says why it
+/// could not.
+fn start(mount: &LocationConf, prefix: &[u8], worker: u32) -> Result<Instance, String> {
     let app = mount.app.as_ref().ok_or("no app")?;
     let mut instance = std::ptr::null_mut();
-    app_setup::run(mount, Phase::Worker(worker), "init", |setup| {
+    app_setup::run(mount, prefix, Phase::Worker(worker), "init", |setup| {
         // SAFETY: the descriptor was checked at load; `setup` and its parameters outlive the
         // call.
         unsafe { (app.descriptor().init)(setup, &mut instance) }

@@ -288,7 +288,7 @@ CONF
     is $status, 0, 'nginx -t accepts the 1.0 app' or diag $output;
     my $server = start_nginx(%conf);
     my $c = get($server, '/old/');
-    is "$c->{status} $c->{body}", "200 abi 1.0 app, module minor 1\n", 'the 1.0 app answers, seeing module minor 1';
+    is "$c->{status} $c->{body}", "200 abi 1.0 app, module minor 2\n", 'the 1.0 app answers, seeing module minor 2';
     $c = get($server, '/d/defer?ms=10');
     is "$c->{status} $c->{body}", "200 deferred 10 ms\n", 'the 1.1 app answers next to it';
     $c = get($server, '/old/again');

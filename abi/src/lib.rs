@@ -45,6 +45,10 @@
 //! ([`Setup::runs_on`], [`Setup::threads`], [`Setup::worker`]), a handle for logging outside
 //! requests ([`Setup::log_handle`]), the configuration-time [`AppDescriptor::check`], and
 //! [`AppDescriptor::cancel`] for calls the module stopped waiting for.
+//!
+//! # 1.2 additions
+//! nginx's prefix ([`Setup::prefix`]), against which an app resolves the relative paths of
+//! its settings and puts files of its own, as nginx does for its own paths.
 
 #![warn(missing_docs)]
 
@@ -62,7 +66,7 @@ pub const MAGIC: [u8; 8] = *b"NGXGWAPP";
 pub const ABI_VERSION: u32 = 1;
 
 /// Compatible-addition level of this ABI within [`ABI_VERSION`].
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 
 /// Body kind of [`Response::body_kind`]: the body is [`Response::body`], sent as is.
 pub const BODY_BYTES: u32 = 0;
@@ -206,6 +210,10 @@ pub struct Setup {
     /// (1.1) A handle for [`Host::log`] outside any request: lines name the app, without a
     /// request id. Valid until `shutdown` returns; never completed.
     pub log_handle: *mut Call,
+    /// (1.2) nginx's prefix (`-p`, else the one it was built with), usually ending in `/`:
+    /// where nginx resolves the relative paths of its own configuration. Valid for the
+    /// duration of the call; the app copies what it keeps.
+    pub prefix: Bytes,
 }
 
 /// One request, as the module hands it to the app.

@@ -1,6 +1,10 @@
 //! An app's settings from nginx.conf: the `gateway_app_param NAME VALUE;` lines of the
 //! location that mounts it, and how nginx runs the instance.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
 use crate::abi;
 use crate::host::Host;
 use crate::logging::{Logger, Target};
@@ -50,14 +54,15 @@ impl RunsOn {
 /// The app's settings, in the order nginx.conf gives them, and how nginx runs the instance.
 ///
 /// Built without nginx ([`Config::from_pairs`], [`Config::default`]) it describes an instance
-/// in worker 0 on the event loop, logging to stderr; the `with_*` methods change that for
-/// tests.
+/// in worker 0 on the event loop, logging to stderr, with no nginx prefix; the `with_*`
+/// methods change that for tests.
 #[derive(Debug, Clone)]
 pub struct Config {
     params: Vec<(String, String)>,
     runs_on: Option<RunsOn>,
     worker: Option<u32>,
     logger: Logger,
+    prefix: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -67,6 +72,7 @@ impl Default for Config {
             runs_on: Some(RunsOn::EventLoop),
             worker: Some(0),
             logger: Logger::default(),
+            prefix: None,
         }
     }
 }
@@ -100,6 +106,7 @@ impl Config {
                 runs_on: None,
                 worker: None,
                 logger: Logger::default(),
+                prefix: None,
             };
         }
         // SAFETY: a module of minor 1 or later passes a `Setup` with these fields.
@@ -111,11 +118,18 @@ impl Config {
                 (*setup).log_handle,
             )
         };
+        // SAFETY: a module of minor 2 or later passes a `Setup` with a prefix, whose bytes
+        // are valid for the duration of this call.
+        let prefix = (host.minor() >= 2)
+            .then(|| unsafe { (*setup).prefix.as_slice() })
+            .filter(|prefix| !prefix.is_empty())
+            .map(|prefix| PathBuf::from(OsStr::from_bytes(prefix)));
         Config {
             params,
             runs_on: RunsOn::from_abi(runs_on, threads),
             worker: (worker != abi::NO_WORKER).then_some(worker),
             logger: Logger::new(Target::host(host, log_handle)),
+            prefix,
         }
     }
 
@@ -150,6 +164,29 @@ impl Config {
     pub fn with_logger(mut self, logger: Logger) -> Self {
         self.logger = logger;
         self
+    }
+
+    /// The same settings, as if nginx ran with this prefix (`nginx -p`); for tests.
+    pub fn with_prefix(mut self, prefix: impl Into<PathBuf>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// nginx's prefix (`nginx -p`, else the one it was built with: `/usr/share/nginx` for
+    /// Debian's), against which nginx resolves the relative paths of its configuration;
+    /// `None` outside nginx or when the module is too old to say (ABI 1.0 and 1.1).
+    pub fn prefix(&self) -> Option<&Path> {
+        self.prefix.as_deref()
+    }
+
+    /// `path` resolved as nginx resolves the relative paths of its configuration: against
+    /// [`Config::prefix`]; as given when absolute or when there is no prefix (then relative
+    /// to the worker's current directory).
+    pub fn resolve_path(&self, path: impl AsRef<Path>) -> PathBuf {
+        match &self.prefix {
+            Some(prefix) => prefix.join(path),
+            None => path.as_ref().to_path_buf(),
+        }
     }
 
     /// Where nginx calls the instance's handler; `None` when the module is too old to say

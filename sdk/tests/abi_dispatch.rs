@@ -552,6 +552,7 @@ fn with_setup(
         threads: runs.threads,
         worker: runs.worker,
         log_handle: log_handle.handle(),
+        prefix: abi::Bytes::new(b"/srv/nginx/"),
     };
     let rc = entry(&setup);
     (
@@ -762,7 +763,12 @@ fn init_sees_how_the_instance_runs_and_logs_with_the_setup_handle() {
     };
     let (rc, failure, log) = with_setup(&[], runs, |setup| unsafe {
         gateway::__private::init(setup, &mut instance, "test-app", |config| {
-            *seen.lock().unwrap() = Some((config.runs_on(), config.worker()));
+            *seen.lock().unwrap() = Some((
+                config.runs_on(),
+                config.worker(),
+                config.prefix().map(std::path::Path::to_path_buf),
+                config.resolve_path("data/app.sqlite3"),
+            ));
             config.logger().info("starting");
             let logger = config.logger();
             Ok::<_, Infallible>(move |_: &Request<'_>| {
@@ -774,7 +780,12 @@ fn init_sees_how_the_instance_runs_and_logs_with_the_setup_handle() {
     assert_eq!((rc, failure), (0, None));
     assert_eq!(
         seen.into_inner().unwrap(),
-        Some((Some(RunsOn::ThreadPool { threads: 4 }), Some(2)))
+        Some((
+            Some(RunsOn::ThreadPool { threads: 4 }),
+            Some(2),
+            Some("/srv/nginx/".into()),
+            "/srv/nginx/data/app.sqlite3".into()
+        ))
     );
     assert_eq!(log, vec![(abi::LOG_INFO, "starting".to_string())]);
     unsafe { gateway::__private::shutdown(instance) };
@@ -831,6 +842,7 @@ fn a_setup_of_abi_1_0_is_read_only_up_to_its_end() {
                     config.get("greeting").map(str::to_string),
                     config.runs_on(),
                     config.worker(),
+                    config.prefix().is_none(),
                 ));
                 Ok::<_, Infallible>(|_: &Request<'_>| "ok")
             },
@@ -839,7 +851,7 @@ fn a_setup_of_abi_1_0_is_read_only_up_to_its_end() {
     assert_eq!(rc, 0);
     assert_eq!(
         seen.into_inner().unwrap(),
-        Some((Some("Hi".to_string()), None, None))
+        Some((Some("Hi".to_string()), None, None, true))
     );
     unsafe { gateway::__private::shutdown(instance) };
 }
