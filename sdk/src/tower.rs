@@ -574,6 +574,81 @@ mod tests {
         assert!(settings(&[("tracing_level", "loud")]).is_err());
     }
 
+    fn current_thread() -> Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_router_is_called_through_its_erased_future() {
+        use axum::extract::{Extension, Request};
+        let router = axum::Router::new().route(
+            "/x",
+            axum::routing::post(
+                |Extension(environ): Extension<Environ>, request: Request| async move {
+                    let uri = request.uri().clone();
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    let mount = environ.script_name().to_string();
+                    format!("{mount} {uri} {}", String::from_utf8_lossy(&body))
+                },
+            ),
+        );
+        let dispatch = erase(router);
+        let mut request = http::Request::new(Body::from(Bytes::from_static(b"payload")));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from_static("/x?a=1");
+        request
+            .extensions_mut()
+            .insert(Environ::from_pairs([("SCRIPT_NAME", "/api")]));
+        let runtime = current_thread();
+        let response = runtime.block_on(dispatch(request)).unwrap();
+        assert_eq!(response.status(), 200);
+        let body = runtime
+            .block_on(response.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, "/api /x?a=1 payload");
+    }
+
+    /// A service that is never ready, or fails its calls.
+    #[derive(Clone)]
+    struct Broken {
+        ready: bool,
+    }
+
+    impl Service<http::Request<Body>> for Broken {
+        type Response = http::Response<http_body_util::Empty<Bytes>>;
+        type Error = &'static str;
+        type Future = std::future::Ready<Result<Self::Response, &'static str>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), &'static str>> {
+            Poll::Ready(if self.ready {
+                Ok(())
+            } else {
+                Err("overloaded")
+            })
+        }
+
+        fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+            std::future::ready(Err("no database"))
+        }
+    }
+
+    #[test]
+    fn service_errors_become_messages_for_the_log() {
+        let runtime = current_thread();
+        let outcome = |ready| {
+            let dispatch = erase(Broken { ready });
+            runtime
+                .block_on(dispatch(http::Request::new(Body::empty())))
+                .map(|_| ())
+        };
+        assert_eq!(outcome(true).unwrap_err(), "service failed: no database");
+        assert_eq!(outcome(false).unwrap_err(), "service not ready: overloaded");
+    }
+
     #[test]
     fn a_panicking_future_is_caught_with_its_location() {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -135,20 +135,20 @@ async fn sse(
     Query(SseQuery { n, ms }): Query<SseQuery>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     tracing::info!(n, ms, "events start");
-    let events =
-        futures_util::stream::unfold((0, Some(DropCounter::new())), move |(k, mut counter)| {
-            async move {
-                if k == n {
-                    if let Some(counter) = counter.take() {
-                        counter.disarm();
-                    }
-                    return None;
+    let events = futures_util::stream::unfold(
+        (0, Some(DropCounter::new())),
+        move |(k, mut counter)| async move {
+            if k == n {
+                if let Some(counter) = counter.take() {
+                    counter.disarm();
                 }
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let event = Event::default().event("tick").data(k.to_string());
-                Some((Ok(event), (k + 1, counter)))
+                return None;
             }
-        });
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let event = Event::default().event("tick").data(k.to_string());
+            Some((Ok(event), (k + 1, counter)))
+        },
+    );
     Sse::new(events)
 }
 
