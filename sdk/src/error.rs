@@ -43,6 +43,10 @@ pub enum Error {
     /// A server-side failure: a 500, with this message in the error log.
     #[error("{0}")]
     Internal(String),
+    /// Something the app needs is unavailable for now (its database is down): a 503, with
+    /// this message in the error log; the client is told only to try again later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -67,6 +71,7 @@ impl Error {
             Error::Json(_) => StatusCode::BAD_REQUEST,
             Error::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Status(status, _) => *status,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Body(_) | Error::Template { .. } | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -93,9 +98,27 @@ impl From<minijinja::Error> for Error {
 #[derive(Debug, Clone)]
 pub(crate) struct Failure(pub String);
 
+/// Marks a response whose reason the client does not see but the error log must: written
+/// with the request's log when the response leaves the app.
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedReason(pub String);
+
+/// Writes the [`LoggedReason`] of `response`, if any, to the request's log.
+pub(crate) fn log_reason(response: &Response, log: &crate::logging::CallLog) {
+    if let Some(LoggedReason(reason)) = response.extensions().get::<LoggedReason>() {
+        log.log(crate::LogLevel::Error, reason);
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        if let Error::Unavailable(reason) = self {
+            let mut response =
+                (status, "The service is unavailable; try again later.\n").into_response();
+            response.extensions_mut().insert(LoggedReason(reason));
+            return response;
+        }
         // An app's own `Error::status` is a deliberate answer, whatever its class; the other
         // server-side errors are failures, logged and shown as nginx's 500 page.
         if status.is_server_error() && !matches!(self, Error::Status(..)) {

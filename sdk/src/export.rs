@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::abi;
 use crate::config::{Config, ConfigError};
-use crate::error::Failure;
+use crate::error::{self, Failure};
 use crate::handler::Handler;
 use crate::host::Host;
 use crate::logging::{self, CallLog, Logger, Target};
@@ -285,6 +285,7 @@ where
     let outcome = panic_report::catch("handler", || {
         let request = Request::new(Environ::new(environ), body, &log);
         let response = handler(&request).into_response();
+        error::log_reason(&response, &log);
         match response.extensions().get::<Failure>() {
             Some(Failure(message)) => Err(message.clone()),
             None => Ok(Outgoing::new(response)),

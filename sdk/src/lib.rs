@@ -14,11 +14,14 @@
 //!
 //! An app may build its state from the location's settings ([`Config`]) and have nginx check
 //! them at `nginx -t` (see [`app!`]), log to nginx's error log ([`Logger`],
-//! [`Request::log`]), and be tested without nginx ([`testing`]).
+//! [`Request::log`]), be tested without nginx ([`testing`]), and keep its state in a database
+//! every worker shares ([`database`], with the `database` feature).
 
 #![warn(missing_docs)]
 
 mod config;
+#[cfg(feature = "database")]
+pub mod database;
 #[cfg(feature = "dev-server")]
 pub mod dev;
 mod error;

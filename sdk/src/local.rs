@@ -6,7 +6,7 @@ use std::io::Read;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::abi;
-use crate::error::Failure;
+use crate::error::{self, Failure};
 use crate::handler::Handler;
 use crate::logging::{CallLog, LogLine, Target};
 use crate::request::{Environ, Request};
@@ -105,7 +105,9 @@ impl LocalRequest {
         }];
         let segments: &[abi::BodySegment] = if self.body.is_empty() { &[] } else { &body };
         let log = CallLog::new(log);
-        handler.handle(&Request::new(Environ::new(&pairs), segments, &log))
+        let response = handler.handle(&Request::new(Environ::new(&pairs), segments, &log));
+        error::log_reason(&response, &log);
+        response
     }
 }
 
