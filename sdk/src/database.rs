@@ -86,6 +86,17 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The column definition of an id the database assigns, ascending and never reused: for
+    /// `CREATE TABLE`, the one thing apps usually write differently for each backend.
+    pub fn serial_primary_key(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        }
+    }
+}
+
 /// The reason a pooled connection could not be made, as the driver says it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -247,8 +258,9 @@ impl Database {
                 database
             }
         };
+        let plural = if size == 1 { "" } else { "s" };
         logger.info(format_args!(
-            "{}: up to {size} connections in this worker",
+            "{}: up to {size} connection{plural} in this worker",
             database.label
         ));
         Ok(database)
@@ -354,7 +366,8 @@ impl Database {
         value::deserialize(rows)
     }
 
-    /// Runs a query and reads its first row, if any, as a `T`.
+    /// Runs a query and reads its first row, if any, as a `T`. Every row is fetched: end a
+    /// query that may match several with `LIMIT 1`.
     pub fn query_opt<T: DeserializeOwned>(
         &self,
         sql: &str,

@@ -22,10 +22,7 @@ struct Item {
 fn schema(table: &str) -> impl Fn(&mut Transaction<'_>) -> Result<(), DatabaseError> {
     let table = table.to_string();
     move |schema| {
-        let key = match schema.backend() {
-            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
-            Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-        };
+        let key = schema.backend().serial_primary_key();
         let data = match schema.backend() {
             Backend::Sqlite => "BLOB",
             Backend::Postgres => "BYTEA",
