@@ -1,5 +1,6 @@
 # An SDK app under nginx: routes below the mount point, a form that redirects, a JSON API,
-# templates with escaping, cookies, and state shared by the worker's requests.
+# templates with escaping, cookies, and notes kept in a SQLite file under nginx's prefix
+# (html/, which the harness recreates for every test).
 use Test::Nginx::Socket 'no_plan';
 
 no_shuffle();
@@ -12,6 +13,7 @@ __DATA__
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
     gateway_app_param title "Team notes";
 }
@@ -28,6 +30,7 @@ Content-Type: text/html; charset=utf-8
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
 --- more_headers
@@ -46,6 +49,7 @@ Cookie: visitor=Ada
 --- config
 location /api/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
     gateway_script_name /api;
 }
@@ -67,6 +71,7 @@ Content-Type: application/json
 --- config
 location /api/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
 --- request
@@ -81,6 +86,7 @@ Allow: GET, POST, HEAD
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
 --- more_headers
@@ -97,6 +103,7 @@ POST /notes/api/notes
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
 --- more_headers
@@ -116,6 +123,7 @@ the template loader.
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
 --- pipelined_requests eval
@@ -127,13 +135,12 @@ location /notes/ {
 
 
 
-=== TEST 7: without its templates setting the app does not start: 503 and a clear log line
+=== TEST 7: without its templates setting nginx refuses the configuration, naming the line
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param database html/notes.sqlite3;
 }
---- request
-GET /notes/
---- error_code: 503
---- error_log
-gateway: app "notes" failed to start in this worker, its location answers 503: init failed: missing setting: add `gateway_app_param templates ...;` to the location
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*gateway: app "notes" refused the settings of its location: check failed: missing setting: add `gateway_app_param templates \.\.\.;` to the location in \S+/nginx\.conf:\d+}

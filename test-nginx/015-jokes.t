@@ -1,5 +1,6 @@
 # examples/jokes through nginx: a JSON API mounted at /jokes (list, one by id, add by POST),
-# its state kept per worker behind a lock, and clear JSON errors.
+# its jokes kept in a SQLite file under nginx's prefix (html/, which the harness recreates
+# for every test), and clear JSON errors.
 use Test::Nginx::Socket 'no_plan';
 
 no_shuffle();
@@ -12,6 +13,7 @@ __DATA__
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- request
 GET /jokes
@@ -30,6 +32,7 @@ Content-Type: application/json
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- pipelined_requests eval
 ["GET /jokes/2", "GET /jokes/99", "GET /jokes/abc", "GET /jokes/", "GET /jokes/2/more", "GET /jokesmith"]
@@ -45,10 +48,11 @@ location /jokes {
 
 
 
-=== TEST 3: a POSTed joke is created (201, with its Location) and the worker keeps it
+=== TEST 3: a POSTed joke is created (201, with its Location) and the database keeps it
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- more_headers
 Content-Type: application/json
@@ -71,6 +75,7 @@ Content-Type: application/json
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- more_headers
 Content-Type: application/json
@@ -91,6 +96,7 @@ nginx has no phrase of its own for 422: the app sets it.
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- more_headers
 Content-Type: application/json
@@ -111,6 +117,7 @@ Content-Type: application/json
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- more_headers
 Content-Type: application/json
@@ -137,6 +144,7 @@ Content-Type: application/json
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- more_headers
 Content-Type: application/json
@@ -153,6 +161,7 @@ POST /jokes
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- more_headers
 Content-Type: text/plain
@@ -169,6 +178,7 @@ POST /jokes
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
 }
 --- pipelined_requests eval
 ["PUT /jokes", "DELETE /jokes/1"]
@@ -179,10 +189,11 @@ location /jokes {
 
 
 
-=== TEST 10: max_jokes bounds what a worker keeps
+=== TEST 10: max_jokes bounds what the book keeps
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
     gateway_app_param max_jokes 4;
 }
 --- more_headers
@@ -196,14 +207,13 @@ Content-Type: application/json
 
 
 
-=== TEST 11: an invalid max_jokes stops the app: 503 and a clear log line
+=== TEST 11: an invalid max_jokes makes nginx refuse the configuration, naming the line
 --- config
 location /jokes {
     gateway_app $TEST_NGINX_APPS/libjokes.so;
+    gateway_app_param database html/jokes.sqlite3;
     gateway_app_param max_jokes many;
 }
---- request
-GET /jokes
---- error_code: 503
---- error_log
-gateway: app "jokes" failed to start in this worker, its location answers 503: init failed: setting max_jokes = "many" is invalid: invalid digit found in string
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*gateway: app "jokes" refused the settings of its location: check failed: setting max_jokes = "many" is invalid: invalid digit found in string in \S+/nginx\.conf:\d+}

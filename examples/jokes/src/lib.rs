@@ -1,24 +1,28 @@
-//! A small JSON API of jokes, kept in memory by each nginx worker behind a lock.
+//! A small JSON API of jokes, kept in a database that every nginx worker shares.
 //!
 //! ```nginx
+//! thread_pool jokes threads=4;             # main context
+//!
 //! location /jokes {
 //!     gateway_app /path/to/libjokes.so;
+//!     gateway_thread_pool jokes;           # database calls block
 //!     gateway_app_param max_jokes 100;     # optional, default 1000
-//! }
+//!     gateway_app_param database /var/lib/jokes/jokes.sqlite3;  # or postgres://...;
+//! }                                        # default: jokes.sqlite3 under nginx's prefix
 //! ```
 //!
 //! - `GET /jokes`: every joke, as a JSON array.
 //! - `GET /jokes/{id}`: one joke, or 404 `{"error": "no joke with id 99"}`.
 //! - `POST /jokes` with `{"text": "...", "author": "..."}` (`author` optional): 201 with the
 //!   new joke and its `Location`; 422 with the reason for a body that is not such an object,
-//!   415 for one that is not `application/json`, 507 once the worker holds `max_jokes`.
+//!   415 for one that is not `application/json`, 507 once the book holds `max_jokes`.
 //!
-//! Error answers are JSON, `{"error": "..."}`, except the router's plain-text 405 and nginx's
-//! own 500 page for a failure of the server. Each worker has its own jokes: with several
-//! workers, a joke added through one is not seen by the others, and none survive a reload.
+//! Error answers are JSON, `{"error": "..."}`, except the router's plain-text 405, nginx's
+//! own 500 page for a failure of the server, and the SDK's 503 while the database is down.
+//! Every worker (every host, on PostgreSQL) sees the same jokes, and they survive reloads.
 
+use gateway::database::{Database, DatabaseError, Transaction};
 use gateway::http::header::{HeaderValue, LOCATION};
-use gateway::parking_lot::RwLock;
 use gateway::serde_json;
 use gateway::{
     get, Config, ConfigError, Error, IntoResponse, Json, ReasonPhrase, Request, Response, Router,
@@ -35,8 +39,8 @@ pub const MAX_TEXT: usize = 500;
 /// The most characters an author's name may have.
 pub const MAX_AUTHOR: usize = 100;
 
-/// How many jokes a worker keeps unless `gateway_app_param max_jokes` says otherwise: POSTs
-/// must not grow a worker's memory without bound.
+/// How many jokes the book keeps unless `gateway_app_param max_jokes` says otherwise: POSTs
+/// must not grow the database without bound.
 pub const DEFAULT_MAX_JOKES: usize = 1000;
 
 /// The author of a joke posted without one.
@@ -45,8 +49,8 @@ pub const ANONYMOUS: &str = "anonymous";
 /// A joke, as the API sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Joke {
-    /// Its id, from 1, never reused by the worker.
-    pub id: u64,
+    /// Its id, from 1, never reused.
+    pub id: i64,
     /// The joke itself.
     pub text: String,
     /// Who told it.
@@ -63,54 +67,58 @@ struct NewJoke {
     author: Option<String>,
 }
 
-/// The jokes each worker starts with, so that the API has something to show.
+/// The jokes the book starts with, so that the API has something to show.
 const SEED: [&str; 3] = [
     "Why do programmers prefer dark mode? Because light attracts bugs.",
     "There are 10 kinds of people: those who understand binary and those who don't.",
     "A SQL query walks into a bar, goes up to two tables and asks: may I join you?",
 ];
 
-/// The app's state: one per nginx worker, shared by all its requests.
+/// The app's state, one per nginx worker: its connections to the shared book.
 pub struct Jokes {
-    book: RwLock<Book>,
-    max_jokes: usize,
+    db: Database,
+    max_jokes: i64,
 }
 
-/// What the lock guards: the jokes and the next id, changed together.
-struct Book {
-    jokes: Vec<Joke>,
-    next_id: u64,
+/// The jokes table, seeded when empty; run by each worker in turn, so seeded once.
+fn schema(schema: &mut Transaction) -> Result<(), DatabaseError> {
+    schema.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS jokes (id {}, text TEXT NOT NULL, author TEXT NOT NULL)",
+        schema.backend().serial_primary_key()
+    ))?;
+    if schema
+        .query_opt::<Joke>("SELECT id, text, author FROM jokes LIMIT 1", &[])?
+        .is_none()
+    {
+        for text in SEED {
+            schema.execute(
+                "INSERT INTO jokes (text, author) VALUES ($1, $2)",
+                &[&text, &ANONYMOUS],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 impl Jokes {
-    /// The seed jokes, with room for `max_jokes` in all.
-    pub fn new(max_jokes: usize) -> Self {
-        let mut book = Book {
-            jokes: Vec::new(),
-            next_id: 1,
-        };
-        for text in SEED {
-            book.add(text.to_string(), ANONYMOUS.to_string());
-        }
-        Jokes {
-            book: RwLock::new(book),
-            max_jokes,
-        }
+    /// The book the location's `database` setting names, with room for `max_jokes` in all.
+    pub fn open(config: &Config, max_jokes: usize) -> Result<Self, DatabaseError> {
+        Ok(Jokes {
+            db: Database::open(config, "jokes", schema)?,
+            max_jokes: i64::try_from(max_jokes).unwrap_or(i64::MAX),
+        })
     }
 
     /// Every joke, oldest first.
-    pub fn all(&self) -> Vec<Joke> {
-        self.book.read().jokes.clone()
+    pub fn all(&self) -> Result<Vec<Joke>, DatabaseError> {
+        self.db
+            .query("SELECT id, text, author FROM jokes ORDER BY id", &[])
     }
 
     /// The joke with this id.
-    pub fn find(&self, id: u64) -> Option<Joke> {
-        self.book
-            .read()
-            .jokes
-            .iter()
-            .find(|joke| joke.id == id)
-            .cloned()
+    pub fn find(&self, id: i64) -> Result<Option<Joke>, DatabaseError> {
+        self.db
+            .query_opt("SELECT id, text, author FROM jokes WHERE id = $1", &[&id])
     }
 
     /// Checks and stores a new joke.
@@ -128,27 +136,20 @@ impl Jokes {
             )));
         }
         let author = if author.is_empty() { ANONYMOUS } else { author };
-        let mut book = self.book.write();
-        if book.jokes.len() >= self.max_jokes {
-            return Err(ApiError::new(
+        // Counted and inserted in one statement. On PostgreSQL, posts racing from several
+        // workers may each see room for one more and overshoot the limit by a few: it bounds
+        // growth, it is no quota.
+        let added = self.db.query_opt(
+            "INSERT INTO jokes (text, author) SELECT $1, $2 \
+             WHERE (SELECT count(*) FROM jokes) < $3 RETURNING id, text, author",
+            &[&text, &author, &self.max_jokes],
+        )?;
+        added.ok_or_else(|| {
+            ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 format!("the joke book is full ({} jokes)", self.max_jokes),
-            ));
-        }
-        Ok(book.add(text.to_string(), author.to_string()))
-    }
-}
-
-impl Book {
-    fn add(&mut self, text: String, author: String) -> Joke {
-        let joke = Joke {
-            id: self.next_id,
-            text,
-            author,
-        };
-        self.next_id += 1;
-        self.jokes.push(joke.clone());
-        joke
+            )
+        })
     }
 }
 
@@ -170,6 +171,12 @@ impl ApiError {
 
     fn unprocessable(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+}
+
+impl From<DatabaseError> for ApiError {
+    fn from(error: DatabaseError) -> Self {
+        ApiError::Server(error.into())
     }
 }
 
@@ -205,16 +212,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn list(_: &Request, jokes: &Jokes) -> Json<Vec<Joke>> {
-    Json(jokes.all())
+fn list(_: &Request, jokes: &Jokes) -> Result<Json<Vec<Joke>>, ApiError> {
+    Ok(Json(jokes.all()?))
 }
 
 fn show(request: &Request, jokes: &Jokes) -> Result<Json<Joke>, ApiError> {
     let id = request.param("id").unwrap_or_default();
-    id.parse()
-        .ok()
-        .and_then(|id| jokes.find(id))
-        .map(Json)
+    let joke = match id.parse() {
+        Ok(number) => jokes.find(number)?,
+        Err(_) => None,
+    };
+    joke.map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no joke with id {id}")))
 }
 
@@ -261,14 +269,21 @@ fn not_found(_: &Request) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not found")
 }
 
-/// Builds the app, once per nginx worker, from the optional `max_jokes` setting.
-pub fn app(config: &Config) -> Result<Router<Jokes>, ConfigError> {
+/// Builds the app, once per nginx worker, from the optional `max_jokes` and `database`
+/// settings.
+pub fn app(config: &Config) -> Result<Router<Jokes>, DatabaseError> {
     let max_jokes = config.parse("max_jokes")?.unwrap_or(DEFAULT_MAX_JOKES);
     // "/" also answers the bare mount point (`/jokes`): the router reads an empty path as "/".
-    Ok(Router::with_state(Jokes::new(max_jokes))
+    Ok(Router::with_state(Jokes::open(config, max_jokes)?)
         .route("/", get(list).post(create))
         .route("/{id}", get(show))
         .fallback(not_found))
 }
 
-gateway::app!(init = app);
+/// What `nginx -t` checks: the settings, before any worker starts.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    config.parse::<usize>("max_jokes")?;
+    gateway::database::check(config)
+}
+
+gateway::app!(init = app, check = check);

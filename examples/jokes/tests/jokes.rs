@@ -1,16 +1,26 @@
 //! The jokes API, tested in-process with gateway::testing, mounted at /jokes as in the demo.
 
-use gateway::testing::{TestClient, TestResponse};
+use gateway::testing::{check, TestClient, TestResponse};
 use gateway::{Config, StatusCode};
 use jokes::Joke;
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
-fn client_with(pairs: &[(&str, &str)]) -> TestClient {
-    let config = Config::from_pairs(pairs.iter().copied());
+/// An instance with `pairs` for settings, on the default database under `dir`, as nginx's
+/// prefix.
+fn client_on(dir: &TempDir, pairs: &[(&str, &str)]) -> TestClient {
+    let config = Config::from_pairs(pairs.iter().copied()).with_prefix(dir.path());
     TestClient::new(jokes::app(&config).expect("the app starts")).mounted_at("/jokes")
 }
 
-fn client() -> TestClient {
+/// A client on a database of its own, which lives as long as the directory.
+fn client_with(pairs: &[(&str, &str)]) -> (TempDir, TestClient) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let client = client_on(&dir, pairs);
+    (dir, client)
+}
+
+fn client() -> (TempDir, TestClient) {
     client_with(&[])
 }
 
@@ -36,7 +46,7 @@ fn post_raw(client: &TestClient, body: &str) -> TestResponse {
 
 #[test]
 fn the_list_has_the_seed_jokes_at_the_bare_mount_point_and_with_a_slash() {
-    let client = client();
+    let (_dir, client) = client();
     for uri in ["/jokes", "/jokes/"] {
         let response = client.get(uri).send();
         assert_eq!(response.status, StatusCode::OK, "{uri}");
@@ -53,7 +63,8 @@ fn the_list_has_the_seed_jokes_at_the_bare_mount_point_and_with_a_slash() {
 
 #[test]
 fn one_joke_by_id() {
-    let response = client().get("/jokes/2").send();
+    let (_dir, client) = client();
+    let response = client.get("/jokes/2").send();
     assert_eq!(response.status, StatusCode::OK);
     let joke: Joke = response.json().expect("a JSON joke");
     assert_eq!(joke.id, 2);
@@ -62,7 +73,7 @@ fn one_joke_by_id() {
 
 #[test]
 fn a_missing_joke_is_a_404_that_says_which() {
-    let client = client();
+    let (_dir, client) = client();
     for (uri, message) in [
         ("/jokes/99", "no joke with id 99"),
         ("/jokes/0", "no joke with id 0"),
@@ -80,7 +91,7 @@ fn a_missing_joke_is_a_404_that_says_which() {
 
 #[test]
 fn a_posted_joke_is_created_with_its_location_and_then_listed() {
-    let client = client();
+    let (_dir, client) = client();
     let created = client
         .post("/jokes")
         .json(&json!({"text": "  I would tell a UDP joke, but you might not get it.  ", "author": "Ada"}))
@@ -106,7 +117,7 @@ fn a_posted_joke_is_created_with_its_location_and_then_listed() {
 
 #[test]
 fn the_author_is_optional() {
-    let client = client();
+    let (_dir, client) = client();
     for body in [
         json!({"text": "a"}),
         json!({"text": "b", "author": null}),
@@ -120,7 +131,7 @@ fn the_author_is_optional() {
 
 #[test]
 fn invalid_json_and_missing_fields_are_a_422_that_says_why() {
-    let client = client();
+    let (_dir, client) = client();
     for (body, message) in [
         ("{", "invalid joke: EOF while parsing an object at line 1 column 1"),
         ("", "invalid joke: EOF while parsing a value at line 1 column 0"),
@@ -162,7 +173,7 @@ fn invalid_json_and_missing_fields_are_a_422_that_says_why() {
 
 #[test]
 fn empty_or_overlong_fields_are_a_422() {
-    let client = client();
+    let (_dir, client) = client();
     let long = "x".repeat(jokes::MAX_TEXT + 1);
     for (body, message) in [
         (
@@ -192,7 +203,8 @@ fn empty_or_overlong_fields_are_a_422() {
 
 #[test]
 fn a_body_that_is_not_json_is_a_415() {
-    let response = client()
+    let (_dir, client) = client();
+    let response = client
         .post("/jokes")
         .header("Content-Type", "text/plain")
         .body(r#"{"text": "x"}"#)
@@ -206,7 +218,7 @@ fn a_body_that_is_not_json_is_a_415() {
 
 #[test]
 fn other_methods_are_a_405_with_allow() {
-    let client = client();
+    let (_dir, client) = client();
     let put = client.put("/jokes").send();
     assert_eq!(
         (put.status, put.header("allow")),
@@ -221,7 +233,7 @@ fn other_methods_are_a_405_with_allow() {
 
 #[test]
 fn the_book_stops_at_max_jokes() {
-    let client = client_with(&[("max_jokes", "4")]);
+    let (_dir, client) = client_with(&[("max_jokes", "4")]);
     let first = client.post("/jokes").json(&json!({"text": "fits"})).send();
     assert_eq!(first.status, StatusCode::CREATED);
     let full = client
@@ -244,27 +256,44 @@ fn an_invalid_max_jokes_stops_the_app_with_a_clear_error() {
 }
 
 #[test]
-fn each_app_instance_has_its_own_jokes() {
-    let one = client();
-    let two = client();
+fn instances_on_one_database_share_their_jokes_and_seed_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two instances, as two nginx workers (or a reload) have, on the same database.
+    let one = client_on(&dir, &[]);
+    let two = client_on(&dir, &[]);
+    let count = |client: &TestClient| {
+        client
+            .get("/jokes")
+            .send()
+            .json::<Vec<Joke>>()
+            .expect("JSON")
+            .len()
+    };
+    assert_eq!(count(&two), 3, "seeded once, not once per instance");
     one.post("/jokes")
-        .json(&json!({"text": "only in one"}))
+        .json(&json!({"text": "told to one, heard by two"}))
         .send();
+    assert_eq!(count(&two), 4);
+    assert_eq!(two.get("/jokes/4").send().status, StatusCode::OK);
+    // Another database is another book.
+    let (_other_dir, other) = client();
+    assert_eq!(count(&other), 3);
+}
+
+#[test]
+fn nginx_t_checks_the_settings() {
     assert_eq!(
-        one.get("/jokes")
-            .send()
-            .json::<Vec<Joke>>()
-            .expect("JSON")
-            .len(),
-        4
+        check(
+            jokes::check,
+            &Config::from_pairs([("max_jokes", "5"), ("database", "jokes.sqlite3")])
+        ),
+        Ok(())
     );
     assert_eq!(
-        two.get("/jokes")
-            .send()
-            .json::<Vec<Joke>>()
-            .expect("JSON")
-            .len(),
-        3
+        check(jokes::check, &Config::from_pairs([("max_jokes", "lots")])),
+        Err(
+            "check failed: setting max_jokes = \"lots\" is invalid: invalid digit found in string"
+                .into()
+        )
     );
-    assert_eq!(two.get("/jokes/4").send().status, StatusCode::NOT_FOUND);
 }

@@ -1,15 +1,19 @@
 //! A notes app, the SDK's tour: an HTML page from templates, a form that redirects, a JSON
-//! API, a cookie, and state shared by every request of the worker.
+//! API, a cookie, and notes kept in a database that every worker shares.
 //!
 //! ```nginx
+//! thread_pool notes threads=4;                        # main context
+//!
 //! location /notes/ {
 //!     gateway_app /path/to/libnotes.so;
+//!     gateway_thread_pool notes;                      # database calls block
 //!     gateway_app_param templates /path/to/examples/notes/templates;
 //!     gateway_app_param title "Team notes";          # optional
-//! }
+//!     gateway_app_param database /var/lib/notes/notes.sqlite3;  # or postgres://...;
+//! }                                                   # default: notes.sqlite3 under the prefix
 //! ```
 
-use gateway::parking_lot::RwLock;
+use gateway::database::{Database, DatabaseError, Transaction};
 use gateway::{
     get, Config, ConfigError, Error, Html, Json, Redirect, Request, Router, StatusCode, Templates,
 };
@@ -17,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Note {
-    pub id: u64,
+    pub id: i64,
     pub text: String,
 }
 
@@ -29,7 +33,15 @@ struct NewNote {
 pub struct Notes {
     title: String,
     templates: Templates,
-    notes: RwLock<Vec<Note>>,
+    db: Database,
+}
+
+/// The notes table, made by the first worker that starts.
+fn schema(schema: &mut Transaction) -> Result<(), DatabaseError> {
+    schema.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS notes (id {}, text TEXT NOT NULL)",
+        schema.backend().serial_primary_key()
+    ))
 }
 
 impl Notes {
@@ -41,14 +53,29 @@ impl Notes {
                 "a note has 1 to 1000 characters",
             ));
         }
-        let mut notes = self.notes.write();
-        let id = notes.last().map_or(1, |note| note.id + 1);
-        let note = Note {
-            id,
-            text: text.to_string(),
-        };
-        notes.push(note.clone());
-        Ok(note)
+        self.db
+            .query_opt(
+                "INSERT INTO notes (text) VALUES ($1) RETURNING id, text",
+                &[&text],
+            )?
+            .ok_or_else(|| Error::internal("the insert returned no note"))
+    }
+
+    /// The notes whose text contains `query`, whatever its case, oldest first.
+    fn search(&self, query: &str) -> Result<Vec<Note>, Error> {
+        // LIKE's own wildcards in the query are meant literally.
+        let mut pattern = String::from("%");
+        for c in query.to_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        Ok(self.db.query(
+            "SELECT id, text FROM notes WHERE lower(text) LIKE $1 ESCAPE '\\' ORDER BY id",
+            &[&pattern],
+        )?)
     }
 }
 
@@ -59,13 +86,7 @@ fn page(request: &Request, notes: &Notes) -> Result<Html<String>, Error> {
     }
     let search: Search = request.query()?;
     let query = search.q.unwrap_or_default();
-    let shown: Vec<Note> = notes
-        .notes
-        .read()
-        .iter()
-        .filter(|note| note.text.to_lowercase().contains(&query.to_lowercase()))
-        .cloned()
-        .collect();
+    let shown = notes.search(&query)?;
     #[derive(Serialize)]
     struct Page<'a> {
         title: &'a str,
@@ -90,8 +111,12 @@ fn submit(request: &Request, notes: &Notes) -> Result<Redirect, Error> {
     Ok(Redirect::to(format!("{}/", request.script_name())))
 }
 
-fn list(_: &Request, notes: &Notes) -> Json<Vec<Note>> {
-    Json(notes.notes.read().clone())
+fn list(_: &Request, notes: &Notes) -> Result<Json<Vec<Note>>, Error> {
+    Ok(Json(
+        notes
+            .db
+            .query("SELECT id, text FROM notes ORDER BY id", &[])?,
+    ))
 }
 
 fn create(request: &Request, notes: &Notes) -> Result<(StatusCode, Json<Note>), Error> {
@@ -99,7 +124,7 @@ fn create(request: &Request, notes: &Notes) -> Result<(StatusCode, Json<Note>), 
     Ok((StatusCode::CREATED, Json(notes.add(&new.text)?)))
 }
 
-fn id(request: &Request) -> Result<u64, Error> {
+fn id(request: &Request) -> Result<i64, Error> {
     request
         .param("id")
         .and_then(|id| id.parse().ok())
@@ -109,21 +134,19 @@ fn id(request: &Request) -> Result<u64, Error> {
 fn show(request: &Request, notes: &Notes) -> Result<Json<Note>, Error> {
     let id = id(request)?;
     let note = notes
-        .notes
-        .read()
-        .iter()
-        .find(|note| note.id == id)
-        .cloned();
+        .db
+        .query_opt("SELECT id, text FROM notes WHERE id = $1", &[&id])?;
     note.map(Json)
         .ok_or_else(|| Error::status(StatusCode::NOT_FOUND, "no such note"))
 }
 
 fn remove(request: &Request, notes: &Notes) -> Result<StatusCode, Error> {
     let id = id(request)?;
-    let mut all = notes.notes.write();
-    let before = all.len();
-    all.retain(|note| note.id != id);
-    if all.len() == before {
+    if notes
+        .db
+        .execute("DELETE FROM notes WHERE id = $1", &[&id])?
+        == 0
+    {
         return Err(Error::status(StatusCode::NOT_FOUND, "no such note"));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -138,11 +161,11 @@ fn static_page(request: &Request, notes: &Notes) -> Result<Html<String>, Error> 
 }
 
 /// Builds the app from its settings, once per nginx worker.
-pub fn app(config: &Config) -> Result<Router<Notes>, ConfigError> {
+pub fn app(config: &Config) -> Result<Router<Notes>, DatabaseError> {
     let notes = Notes {
         title: config.get("title").unwrap_or("Notes").to_string(),
         templates: Templates::from_config(config)?,
-        notes: RwLock::new(Vec::new()),
+        db: Database::open(config, "notes", schema)?,
     };
     Ok(Router::with_state(notes)
         .route("/", get(page).post(submit))
@@ -151,4 +174,10 @@ pub fn app(config: &Config) -> Result<Router<Notes>, ConfigError> {
         .route("/pages/{*name}", get(static_page)))
 }
 
-gateway::app!(init = app);
+/// What `nginx -t` checks: the settings the app cannot start without.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    config.require("templates")?;
+    gateway::database::check(config)
+}
+
+gateway::app!(init = app, check = check);

@@ -1,18 +1,30 @@
 //! The notes app, tested in-process with gateway::testing: no nginx needed.
 
-use gateway::testing::TestClient;
+use gateway::testing::{check, TestClient};
 use gateway::{Config, StatusCode};
 use notes::Note;
+use tempfile::TempDir;
 
-fn client() -> TestClient {
+/// The settings of a test, with its database (the default one, under the prefix) in `dir`.
+fn config(dir: &TempDir) -> Config {
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
-    let config = Config::from_pairs([("templates", templates), ("title", "Test notes")]);
-    TestClient::new(notes::app(&config).expect("the app starts")).mounted_at("/notes")
+    Config::from_pairs([("templates", templates), ("title", "Test notes")]).with_prefix(dir.path())
+}
+
+fn client_on(dir: &TempDir) -> TestClient {
+    TestClient::new(notes::app(&config(dir)).expect("the app starts")).mounted_at("/notes")
+}
+
+/// A client on a database of its own, which lives as long as the directory.
+fn client() -> (TempDir, TestClient) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let client = client_on(&dir);
+    (dir, client)
 }
 
 #[test]
 fn notes_are_added_by_form_and_listed_on_the_page_escaped() {
-    let client = client();
+    let (_dir, client) = client();
     let empty = client.get("/notes/").send();
     assert_eq!(empty.status, 200);
     assert_eq!(
@@ -44,7 +56,7 @@ fn notes_are_added_by_form_and_listed_on_the_page_escaped() {
 
 #[test]
 fn the_json_api_creates_reads_and_deletes() {
-    let client = client();
+    let (_dir, client) = client();
     let created = client
         .post("/notes/api/notes")
         .json(&serde_json::json!({"text": "buy milk"}))
@@ -100,7 +112,7 @@ fn the_json_api_creates_reads_and_deletes() {
 
 #[test]
 fn search_filters_the_page() {
-    let client = client();
+    let (_dir, client) = client();
     for text in ["apples", "pears", "apple pie"] {
         client
             .post("/notes/api/notes")
@@ -116,7 +128,7 @@ fn search_filters_the_page() {
 
 #[test]
 fn static_pages_stay_inside_the_template_directory() {
-    let client = client();
+    let (_dir, client) = client();
     assert!(client
         .get("/notes/pages/about.html")
         .send()
@@ -133,6 +145,54 @@ fn static_pages_stay_inside_the_template_directory() {
             "{escape}"
         );
     }
+}
+
+#[test]
+fn notes_live_in_the_database_that_every_instance_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two instances, as two nginx workers (or a reload) have, on the same database.
+    let (one, two) = (client_on(&dir), client_on(&dir));
+    let created: Note = one
+        .post("/notes/api/notes")
+        .json(&serde_json::json!({"text": "seen by all"}))
+        .send()
+        .json()
+        .unwrap();
+    assert_eq!(
+        two.get(&format!("/notes/api/notes/{}", created.id))
+            .send()
+            .json::<Note>()
+            .unwrap(),
+        created
+    );
+    assert!(dir.path().join("notes.sqlite3").is_file());
+    // Only the text's own characters match: LIKE's wildcards are escaped.
+    one.post("/notes/api/notes")
+        .json(&serde_json::json!({"text": "100% sure"}))
+        .send();
+    let page = two.get("/notes/?q=%25").send().text();
+    assert!(
+        page.contains("100% sure") && !page.contains("seen by all"),
+        "{page}"
+    );
+    let page = two.get("/notes/?q=_").send().text();
+    assert!(page.contains("No notes yet."), "{page}");
+}
+
+#[test]
+fn nginx_t_checks_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(check(notes::check, &config(&dir)), Ok(()));
+    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+    let bad_url = Config::from_pairs([
+        ("templates", templates),
+        ("database", "postgres://notes@db:port/notes"),
+    ]);
+    let refused = check(notes::check, &bad_url).unwrap_err();
+    assert!(
+        refused.starts_with("check failed: setting database = \"postgres://...\" is invalid"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -1,10 +1,21 @@
 //! Runs the notes app without nginx: `cargo run -p notes --features dev-server [-- ADDRESS]`
-//! (default 127.0.0.1:8000; port 0 picks a free one, printed at start).
+//! (default 127.0.0.1:8000; port 0 picks a free one, printed at start). The notes go to the
+//! SQLite file NOTES_DATABASE names, else `notes-dev.sqlite3` in the temporary directory.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
-    let config =
-        gateway::Config::from_pairs([("templates", templates), ("templates_reload", "on")]);
+    let database = std::env::var_os("NOTES_DATABASE").map_or_else(
+        || std::env::temp_dir().join("notes-dev.sqlite3"),
+        Into::into,
+    );
+    let config = gateway::Config::from_pairs([
+        ("templates", templates),
+        ("templates_reload", "on"),
+        ("database", &database.to_string_lossy()),
+    ])
+    // The development server calls the app from a thread of its own, one request at a time,
+    // where blocking database calls stall nothing else.
+    .with_runs_on(gateway::RunsOn::ThreadPool { threads: 1 });
     let address = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8000".into());
