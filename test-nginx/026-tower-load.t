@@ -35,9 +35,9 @@ plan skip_all => 'needs /proc' unless -r '/proc/self/status';
 # 020-deferred.t); if the hard limit forbids that, it uses fewer clients and says so.
 my $WANT = 10_000;
 BEGIN {
-    if (!$ENV{GATEWAY_026_ULIMIT} && Test::Gateway::Server::fd_limit() < 10_600) {
+    if (!$ENV{GATEWAY_026_ULIMIT} && Test::Gateway::Server::fd_limit() < 12_000) {
         $ENV{GATEWAY_026_ULIMIT} = 1;
-        exec '/bin/sh', '-c', 'ulimit -S -n 10600 2>/dev/null; exec "$@"', 'sh', $^X, $0, @ARGV;
+        exec '/bin/sh', '-c', 'ulimit -S -n 12000 2>/dev/null; exec "$@"', 'sh', $^X, $0, @ARGV;
     }
 }
 
@@ -56,7 +56,9 @@ subtest "$WANT requests sleeping a second at once on one worker, an inline locat
     my $limit = fd_limit();
     my $n = min($WANT, $limit - 500);
     note $n < $WANT ? "fd limit $limit: $n concurrent calls instead of $WANT" : "fd limit $limit";
-    my $server = start_nginx(name => 'gateway-026', server => $locations, connections => $n + 300,
+    # nginx closes connections still waiting for their request once fewer than 1/16 of its
+    # worker_connections are free ("worker_connections are not enough"): room to spare.
+    my $server = start_nginx(name => 'gateway-026', server => $locations, connections => int($n * 1.125) + 300,
         listen => 'backlog=4096', events => '    multi_accept on;');
     my ($worker) = worker_pids($server);
     get($server, '/t/hello');    # the runtime is up
@@ -79,8 +81,8 @@ subtest "$WANT requests sleeping a second at once on one worker, an inline locat
     note sprintf 'sent within %.3f s; the last answered %.3f s after the first send; '
         . 'the slowest took %.3f s from its send', $sent, $last, $slowest;
     cmp_ok min(map { $_->{done} // 0 } @clients), '>=', 1, 'none before its second';
-    cmp_ok $slowest, '<', 1 + 1.5 * $k, sprintf 'each within %.1f s of its send', 1 + 1.5 * $k;
-    cmp_ok $last, '<', 4 * $k, 'all within 4 s of the first send';
+    cmp_ok $slowest, '<', 1 + 2 * $k, sprintf 'each within %.1f s of its send', 1 + 2 * $k;
+    cmp_ok $last, '<', 5 * $k, 'all within 5 s of the first send';
 
     my @inline = $inline->();
     my @bad = grep { $_->[1] ne "200 Hello, World!\n" } @inline;
@@ -89,7 +91,9 @@ subtest "$WANT requests sleeping a second at once on one worker, an inline locat
     my @latency = sort { $a <=> $b } map { $_->[0] } @inline;
     note sprintf 'inline latency (connect to close) while the sleeps were pending: median %.1f ms, '
         . 'max %.1f ms', 1000 * $latency[@latency / 2], 1000 * $latency[-1];
-    cmp_ok $latency[-1], '<', 0.25 * $k, '... each at once (the event loop never waits for a future)';
+    # Loose: two cores, shared with this client (and on CI, with more).
+    cmp_ok $latency[@latency / 2], '<', 0.05 * $k, '... at once (the event loop never waits for a future): the median';
+    cmp_ok $latency[-1], '<', 0.5 * $k, '... and the slowest';
     my $during = max(@threads);
     note "worker threads: $threads_before before, at most $during during";
     cmp_ok $during, '<=', $threads_before + 1, 'no thread per request';
