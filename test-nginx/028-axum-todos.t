@@ -4,8 +4,10 @@
 #   CompressionLayer, sqlx on SQLite) through nginx with two workers: its whole CRUD flow,
 #   and one SQLite database shared by both workers (todos written through one are read
 #   through the other, concurrent writes from both all land); `nginx -t` refuses a database
-#   URL it cannot use; then the same Router under axum::serve (the crate's development
-#   server, on a free port, on the same database file) answering the same.
+#   URL it cannot use, and a database that is down or never answers fails the worker's init
+#   (503), at once or within 10 s;
+#   then the same Router under axum::serve (the crate's development server, on a free port,
+#   on the same database file) answering the same.
 # - bench/proxy-server's Router (the proxy_pass row's upstream) in-process through
 #   bench/tower: the bench's workloads answer bench/expected/ byte for byte.
 #
@@ -16,6 +18,7 @@ use Test::More;
 use File::Temp qw(tempdir);
 use FindBin;
 use HTTP::Tiny;
+use IO::Socket::INET;
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use JSON::PP qw(decode_json encode_json);
 use POSIX ();
@@ -37,8 +40,8 @@ my $dir = tempdir('gateway-028-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $database = "sqlite:$dir/todos.sqlite3";
 
 # One request on a connection of its own (so that, with reuseport, either worker may take
-# it). Options: json (a body to send as JSON), body and type, headers. Returns HTTP::Tiny's
-# response: status, content, headers (lower-cased names).
+# it). Options: json (a body to send as JSON), body and type, headers, timeout (seconds).
+# Returns HTTP::Tiny's response: status, content, headers (lower-cased names).
 sub call {
     my ($base, $method, $path, %o) = @_;
     my %headers = %{ $o{headers} // {} };
@@ -48,7 +51,7 @@ sub call {
         $headers{'Content-Type'} = 'application/json';
     }
     $headers{'Content-Type'} = $o{type} if $o{type};
-    my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 10 * $k);
+    my $http = HTTP::Tiny->new(keep_alive => 0, timeout => $o{timeout} // 10 * $k);
     return $http->request($method, "$base$path", { headers => \%headers, defined $content ? (content => $content) : () });
 }
 
@@ -160,6 +163,30 @@ subtest 'nginx -t refuses a database URL the app cannot use' => sub {
     my ($status, $output) = nginx_t($server);
     isnt $status, 0, 'nginx -t fails';
     like $output, qr/database.*mysql:.*expected sqlite:PATH or postgres/, '... saying why' or diag $output;
+};
+
+subtest 'a database that is down or silent: init fails with the reason, the location answers 503' => sub {
+    # A port bound but not listening refuses connections; one listening but never accepting
+    # takes them and never answers.
+    my $refusing = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Proto => 'tcp') or die "socket: $!";
+    my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Proto => 'tcp', Listen => 8) or die "socket: $!";
+    my $locations = join '', map {
+        my ($path, $port) = @$_;
+        (my $location = $todos_location) =~ s/\Q$database\E/postgres:\/\/todos\@127.0.0.1:$port\/todos/;
+        $location =~ s{location /axum/}{location $path};
+        $location;
+    } ['/down/', $refusing->sockport], ['/silent/', $silent->sockport];
+    my $server = start_nginx(name => 'gateway-028d', server => $locations);
+    my $base = "http://127.0.0.1:$server->{port}";
+    # The worker answers once both inits are over: the silent one's after its 10 s.
+    my $r = call($base, 'GET', '/silent/todos', timeout => 30 * $k);
+    is $r->{status}, 503, 'a database that never answers: GET /silent/todos: 503';
+    is scalar(log_lines($server, qr/app "axum-todos".*init failed: database: no answer within 10 s/)), 1,
+        '... init gave up after 10 s, saying so' or diag slurp($server->{log});
+    is call($base, 'GET', '/down/todos')->{status}, 503, 'a database that refuses connections: GET /down/todos: 503';
+    is scalar(log_lines($server, qr/app "axum-todos".*init failed: database: .*Connection refused/)), 1,
+        '... init failed at once, saying why' or diag slurp($server->{log});
+    finish($server, 'database down');
 };
 
 subtest 'the same Router under axum::serve, the development server' => sub {

@@ -7,6 +7,7 @@
 
 use std::error::Error;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -16,7 +17,17 @@ use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    match serve().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("axum-todos: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> Result<(), Box<dyn Error>> {
     // TraceLayer's lines about each request are at DEBUG; sqlx's about each query stay out.
     tracing_subscriber::registry()
         .with(

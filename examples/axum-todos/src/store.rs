@@ -6,11 +6,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 /// Connections per pool: per nginx worker, or for the development server.
 const MAX_CONNECTIONS: u32 = 4;
+
+/// How long connecting and making the schema may take: a database that accepts connections
+/// but never answers must not hold an nginx worker's init forever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A todo as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -25,6 +30,8 @@ pub struct Todo {
 pub enum StoreError {
     #[error("database URL {0:?}: expected sqlite:PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error("database: no answer within {} s", CONNECT_TIMEOUT.as_secs())]
+    Timeout,
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
 }
@@ -71,10 +78,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects and creates the schema if it is not there yet. A SQLite file is created if
-    /// missing.
+    /// Connects and creates the schema if it is not there yet, within [`CONNECT_TIMEOUT`].
+    /// A SQLite file is created if missing.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let pool = match Backend::of(url)? {
+        let backend = Backend::of(url)?;
+        tokio::time::timeout(CONNECT_TIMEOUT, Store::open(backend, url))
+            .await
+            .map_err(|_elapsed| StoreError::Timeout)?
+    }
+
+    async fn open(backend: Backend, url: &str) -> Result<Store, StoreError> {
+        let pool = match backend {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(true)
@@ -97,14 +111,15 @@ impl Store {
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
-                    .connect(url)
-                    .await?;
+                let options = PgConnectOptions::from_str(url)?;
+                // The schema over one connection, tried once: a database that is down fails
+                // init at once, with its reason (a pool would retry until its acquire
+                // timeout, 30 s, and report only that).
+                let mut connection = options.connect().await?;
                 // Workers starting together would race CREATE TABLE IF NOT EXISTS (a unique
                 // violation in pg_type): one at a time, under a lock that ends with the
                 // transaction.
-                let mut tx = pool.begin().await?;
+                let mut tx = connection.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(7468697320)")
                     .execute(&mut *tx)
                     .await?;
@@ -117,7 +132,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Pool::Postgres(pool)
+                connection.close().await?;
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(MAX_CONNECTIONS)
+                        .connect_lazy_with(options),
+                )
             }
         };
         Ok(Store { pool })
@@ -177,5 +197,58 @@ impl Store {
     /// Closes the pool's connections, waiting for those in use.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_scheme_picks_the_backend() {
+        assert_eq!(Backend::of("sqlite:/tmp/x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::of("sqlite::memory:").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::of("postgres://u@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::of("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        for url in ["mysql://u@h/db", "/tmp/x.db", ""] {
+            assert!(
+                matches!(Backend::of(url), Err(StoreError::UnsupportedUrl(_))),
+                "{url}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_todos_across_connections() {
+        let dir = std::env::temp_dir().join(format!("axum-todos-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}", dir.join("todos.sqlite3").display());
+
+        let store = Store::connect(&url).await.unwrap();
+        let first = store.create("first").await.unwrap();
+        let second = store.create("second").await.unwrap();
+        assert_eq!((first.title.as_str(), first.done), ("first", false));
+        assert_eq!(
+            store.toggle(first.id).await.unwrap().map(|t| t.done),
+            Some(true)
+        );
+        assert!(store.delete(second.id).await.unwrap());
+        assert!(!store.delete(second.id).await.unwrap());
+        assert_eq!(store.get(second.id).await.unwrap(), None);
+        assert_eq!(store.toggle(second.id).await.unwrap(), None);
+        store.close().await;
+
+        // Another pool, as another nginx worker: the schema is there, and the todo.
+        let other = Store::connect(&url).await.unwrap();
+        let done = Todo {
+            done: true,
+            ..first
+        };
+        assert_eq!(other.list().await.unwrap(), vec![done]);
+        other.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
