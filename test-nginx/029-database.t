@@ -25,7 +25,7 @@ my $seeds = 3;
 sub conf {
     my ($database) = @_;
     my $setting = defined $database ? "gateway_app_param database $database;" : '';
-    return (name => 'gateway-027', workers => 2, listen => 'reuseport',
+    return (name => 'gateway-029', workers => 2, listen => 'reuseport',
         main => 'thread_pool jokes threads=4;', server => <<"CONF");
         location /jokes {
             gateway_app $apps/libjokes.so;
