@@ -25,9 +25,6 @@ pub struct CallRecord {
     /// The stream being sent, if the answer is one: its state, which the response's stream
     /// code owns and types (this is the request's one slot for the module).
     pub stream: Cell<*mut c_void>,
-    /// The call, while the module waits for it off its stack: its state, which the pending
-    /// call code owns and types.
-    pub pending: Cell<*mut c_void>,
 }
 
 impl CallRecord {
@@ -41,7 +38,6 @@ impl CallRecord {
             elapsed: Cell::new(None),
             status: Cell::new(0),
             stream: Cell::new(std::ptr::null_mut()),
-            pending: Cell::new(std::ptr::null_mut()),
         });
         if record.is_null() {
             return None;

@@ -3,11 +3,12 @@
 //!
 //! Such a call lives in its request's pool with the request held ([`request_hold`]): the app
 //! may read the environ and the body until it completes, whatever the client does. Its
-//! `gateway_timeout` deadline answers 504 and lets the call finish detached; a client that
-//! goes away meanwhile is noticed (nginx's own test of a reading connection) and the call is
-//! left the same way; either way the app hears of it through its `cancel` entry (ABI 1.1).
-//! The request is given back only once the app is done with it. The completion reaches the
-//! loop through the call's waiter ([`crate::call::wake`]), and is sent (or dropped) there.
+//! `gateway_timeout` deadline answers 504 and lets the call finish detached. Any end nginx puts
+//! to the request meanwhile (a client gone, `worker_shutdown_timeout`, an error elsewhere) is a
+//! termination, which runs the request's cleanups: the call's cleanup leaves it the same way.
+//! Either way the app hears of it through its `cancel` entry (ABI 1.1), and the request is
+//! given back only once the app is done with it. The completion reaches the loop through the
+//! call's waiter ([`crate::call::wake`]), and is sent (or dropped) there.
 
 use std::ffi::c_void;
 use std::mem::offset_of;
@@ -18,8 +19,8 @@ use std::sync::Arc;
 use gateway_abi as abi;
 use ngx::ffi::{
     ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_handle_read_event, ngx_http_block_reading,
-    ngx_http_request_t, ngx_http_test_reading, ngx_int_t, ngx_pcalloc, NGX_DONE,
-    NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_INFO,
+    ngx_http_cleanup_add, ngx_http_cleanup_t, ngx_http_request_t, ngx_http_test_reading, ngx_int_t,
+    ngx_pcalloc, NGX_DONE, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_INFO,
 };
 
 use crate::app_loader::App;
@@ -51,6 +52,9 @@ pub struct PendingCall {
     pub request: *mut ngx_http_request_t,
     /// The location's configuration, for its counters and slow-request threshold.
     conf: *const LocationConf,
+    /// The request's cleanup that stops waiting if nginx terminates the request; disarmed by
+    /// `done`, before the call is moved out.
+    ended: *mut ngx_http_cleanup_t,
     deadline: ngx_event_t,
     timed_out: bool,
     /// The module answered this status for a call that never ran.
@@ -74,6 +78,13 @@ pub fn hold(
     conf: &LocationConf,
     call: Call,
 ) -> Result<NonNull<PendingCall>, Call> {
+    // SAFETY: `r` is live. nginx allocates the cleanup from the main request's pool, which is
+    // `r`'s (a subrequest shares it), and links it unarmed (no handler) into the main
+    // request's list, which its termination and its free run.
+    let ended = unsafe { ngx_http_cleanup_add(r, 0) };
+    if ended.is_null() {
+        return Err(call);
+    }
     // SAFETY: the request pool is live; the memory is zeroed and lives as long as the request.
     let memory = unsafe { ngx_pcalloc(r.pool, std::mem::size_of::<PendingCall>()) };
     let Some(pending) = NonNull::new(memory.cast::<PendingCall>()) else {
@@ -85,6 +96,7 @@ pub fn hold(
             call,
             request: r,
             conf,
+            ended,
             // SAFETY: all-zero is the idle state of an nginx event.
             deadline: std::mem::zeroed(),
             timed_out: false,
@@ -100,55 +112,77 @@ pub fn hold(
     // The timer also keeps a gracefully exiting worker (`nginx -s quit`) waiting for the call.
     // SAFETY: the event lives in the pool as long as the request, which is held.
     unsafe { ngx_add_timer(&mut pending_ref.deadline, conf.timeout) };
+    // SAFETY: `ended` is nginx's fresh cleanup, in the pool `pending` lives in.
+    unsafe {
+        (*ended).handler = Some(request_ended);
+        (*ended).data = pending.as_ptr().cast();
+    }
     request_hold::hold(r);
-    watch_client(r, pending);
+    watch_client(r);
     Ok(pending)
 }
 
 /// Has the request's read events tell whether the client goes away while the call is out.
-fn watch_client(r: &mut ngx_http_request_t, pending: NonNull<PendingCall>) {
-    let Some(record) = CallRecord::of(r) else {
-        return;
-    };
-    record.pending.set(pending.as_ptr().cast());
+fn watch_client(r: &mut ngx_http_request_t) {
     r.read_event_handler = Some(client_read);
     // SAFETY: a live request has its connection and read event; with edge-triggered events
     // (epoll) it is armed already, and this is then a no-op.
     unsafe { ngx_handle_read_event((*r.connection).read, 0) };
 }
 
-/// A read event while the call is out: nginx's own test tells a closed or reset connection
-/// (and finalizes the request with 499, which its hold defers); the call is then left.
+/// A read event while the call is out: nginx's own test tells a closed or reset connection,
+/// and terminates the request (499), which runs the call's cleanup (`request_ended`) and
+/// leaves the rest to the hold.
 unsafe extern "C" fn client_read(r: *mut ngx_http_request_t) {
     // SAFETY: nginx passes the live request, held by its pending call.
     unsafe { ngx_http_test_reading(r) };
-    // SAFETY: as above.
-    let r = unsafe { &mut *r };
-    // SAFETY: a live request has its connection, with its log.
-    let (gone, log) = unsafe { ((*r.connection).error() != 0, (*r.connection).log) };
-    if !gone {
-        return;
+    // SAFETY: held, so still live; it has its connection.
+    if unsafe { (*(*r).connection).error() } != 0 {
+        // Nothing more to hear from this client; nginx drops the read event (level-triggered).
+        // SAFETY: as above.
+        unsafe { ngx_http_block_reading(r) };
     }
-    // Nothing more to hear from this client; nginx drops the read event (level-triggered).
-    // SAFETY: `r` is live.
-    unsafe { ngx_http_block_reading(r) };
-    guard(log, "client gone", (), || {
-        let pending = CallRecord::of(r).map_or(std::ptr::null_mut(), |record| record.pending.get());
-        // SAFETY: set in `watch_client` to this request's call, held with it in its pool.
-        let Some(pending) = (unsafe { pending.cast::<PendingCall>().as_mut() }) else {
+}
+
+/// The call's request cleanup: nginx is terminating the request while the call is out (the
+/// client went away, `worker_shutdown_timeout` closed the connection, an error elsewhere):
+/// nobody waits for the call any more, so it is left like a call past its deadline.
+///
+/// nginx (1.22 and 1.28 alike) runs a request's cleanups in two places, each list once, as
+/// it unlinks the list first:
+/// - `ngx_http_terminate_request`, before it looks at `blocked`: the hold keeps the request
+///   and its pool, so this `PendingCall`, from being freed by it until `done` unblocks it;
+/// - `ngx_http_free_request`, before it destroys the pool: a held request gets there only
+///   after `done`, which disarmed this cleanup first, so nginx skips it then.
+unsafe extern "C" fn request_ended(data: *mut c_void) {
+    // SAFETY: armed in `hold` with its `PendingCall`, which is live and still has its call
+    // while the cleanup is armed (see above).
+    let pending = unsafe { &mut *data.cast::<PendingCall>() };
+    // SAFETY: the request is being terminated, not freed: it is live, with its connection.
+    let r = unsafe { &mut *pending.request };
+    // SAFETY: as above.
+    let connection = unsafe { &*r.connection };
+    guard(connection.log, "request ended", (), || {
+        if !stop_waiting(pending) {
+            // Completed (its outcome is on its way to `done`, which drops it), or left already.
             return;
-        };
-        if stop_waiting(pending) {
-            // SAFETY: as above.
-            let r = unsafe { &mut *pending.request };
-            let app = Arc::clone(&pending.call.app);
-            app_log::log(
-                NGX_LOG_INFO as usize,
-                r,
-                &app,
-                format_args!("client went away during the call; it finishes detached"),
-            );
         }
+        // nginx's shutdown timer closes every connection in use; otherwise a failed
+        // connection is a client gone.
+        let why = if connection.close() != 0 {
+            "worker_shutdown_timeout ended the request"
+        } else if connection.error() != 0 {
+            "client went away"
+        } else {
+            "nginx ended the request"
+        };
+        let app = Arc::clone(&pending.call.app);
+        app_log::log(
+            NGX_LOG_INFO as usize,
+            r,
+            &app,
+            format_args!("{why} during the call; it finishes detached"),
+        );
     })
 }
 
@@ -200,6 +234,9 @@ pub fn done(pending: NonNull<PendingCall>, outcome: Outcome) {
     // SAFETY: on the loop; the request is held, so the pool and the call are live until the
     // request is unblocked below.
     let pending = unsafe { &mut *pending.as_ptr() };
+    // From here on, nginx's termination or free of the request must not touch the call.
+    // SAFETY: the cleanup lives in the request's pool, live while the request is held.
+    unsafe { (*pending.ended).handler = None };
     if pending.deadline.timer_set() != 0 {
         // SAFETY: the timer is set, on this event.
         unsafe { ngx_del_timer(&mut pending.deadline) };

@@ -41,7 +41,10 @@ pub struct Pump {
     app: Arc<App>,
     /// The call the stream answers: the app wakes a pending stream through it.
     call: Arc<CallState>,
-    /// The stream answered `STREAM_PENDING` and a waiter is registered for its wake.
+    /// The stream answered `STREAM_PENDING` and a waiter is registered for its wake. The
+    /// request is not blocked meanwhile: nginx may end it (a client gone,
+    /// `worker_shutdown_timeout`) and free it at once, which drops the pump (unregistering the
+    /// waiter) and releases the response, which tells the app.
     awaiting_wake: bool,
     /// Keeps a gracefully quitting worker waiting while the stream waits for its app.
     wake_keep_alive: ngx_event_t,
