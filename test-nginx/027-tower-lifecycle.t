@@ -2,7 +2,10 @@
 # (`nginx -s quit`), which lets calls in flight finish (a request sleeping 300 ms answers 200)
 # while bounding each by its gateway_timeout (a stuck one gets its 504 and its future is
 # dropped), then drops the service and the background tasks inside the runtime and gives what
-# is left (a blocking task) `shutdown_timeout` before the worker exits; a reload that picks up
+# is left (a blocking task) `shutdown_timeout` before the worker exits; with
+# `worker_shutdown_timeout`, a quit that cuts a call still pending and a stream waiting on its
+# app at that timeout (the call cancelled, its future dropped, the worker gone at once, not
+# after the call's 30 s); a reload that picks up
 # a rebuilt app library (renamed over the mounted path, or overwritten in place) while a call
 # in flight finishes on the old worker with the old code; and an app that sets its own
 # `tracing` subscriber, which the adapter keeps.
@@ -84,6 +87,47 @@ CONF
     is scalar(log_lines($server, qr/worker process $worker exited with code 0/)), 1, 'the worker exited normally';
     my @bad = bad_log_lines($server);
     is_deeply \@bad, [], 'no [alert], [crit], crash or panic in the error log';
+    diag 'error log: ' . slurp($server->{log}) unless Test::More->builder->is_passing;
+};
+
+subtest 'worker_shutdown_timeout cuts a call still pending and a stream waiting on its app' => sub {
+    my $server = start_nginx(name => 'gateway-027', main => 'worker_shutdown_timeout 1s;', server => <<"CONF");
+        location /p/ {
+            gateway_app $probe;
+            gateway_app_param shutdown_timeout 500ms;
+        }
+CONF
+    my ($worker) = worker_pids($server);
+    my $pending = send_request($server, '/p/sleep?ms=30000');
+    my $stream = send_request($server, '/p/trickle?ms=30000');
+    sleep 0.3 * $k;
+    my $quit = time;
+    kill QUIT => $server->{pid};
+    # The stream first: read_response reads one connection at a time.
+    read_response($_) for $stream, $pending;
+    note describe($_) for $pending, $stream;
+    ok wait_for_exit($worker, 10 * $k), 'the worker exits';
+    my $took = time - $quit;
+    note sprintf 'the worker exited %.2f s after the quit', $took;
+    # The shutdown timer fires at 1 s; the app's cancelled future then fails its call at once.
+    cmp_ok $took, '<', 1 + 1 * $k, '... about worker_shutdown_timeout (1s) after the quit, not after the 30 s sleep';
+    is $pending->{status}, 'none', 'the pending call\'s client got no response ...';
+    cmp_ok $pending->{received} - $quit, '>=', 0.9, '... its connection closed at the shutdown timeout';
+    cmp_ok $pending->{received} - $quit, '<', 1 + 1 * $k, '... not later';
+    is "$stream->{status} $stream->{body}", "200 first\n", 'the stream\'s client got its first chunk only ...';
+    cmp_ok $stream->{received} - $quit, '<', 1 + 1 * $k, '... and its connection closed at the shutdown timeout';
+    ok wait_for_exit($server->{pid}, 5 * $k), 'nginx exits';
+    stop_nginx($server);
+    my $app = qr/\[info\] .*gateway: app "tower-probe" tower_probe:/;
+    is scalar(log_lines($server, qr/$app sleep cancelled \(request $hex32\)$/)), 1,
+        'the app heard the call was cancelled: its future was dropped';
+    is scalar(log_lines($server, qr/\[info\] .*tower_probe: trickle cancelled/)), 1,
+        'the stream\'s body was dropped before its end';
+    is scalar(log_lines($server, qr/\[info\] .*gateway: app "tower-probe" worker_shutdown_timeout ended the request during the call; it finishes detached \(request $hex32\), client: /)), 1,
+        'the module logged the call it stopped waiting for';
+    is scalar(log_lines($server, qr/worker process $worker exited with code 0/)), 1, 'the worker exited normally';
+    my @bad = bad_log_lines($server);
+    is_deeply \@bad, [], 'no [alert], [crit], crash, panic or "http request count is zero" in the error log';
     diag 'error log: ' . slurp($server->{log}) unless Test::More->builder->is_passing;
 };
 
