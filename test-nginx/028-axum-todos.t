@@ -157,6 +157,34 @@ subtest 'axum-todos through nginx, two workers, one SQLite database' => sub {
     finish($server, 'axum-todos');
 };
 
+subtest 'by default, SQLite under nginx\'s prefix; a relative sqlite: path resolves there too' => sub {
+    my $locations = join '', map {
+        my ($path, $param) = @$_;
+        (my $location = $todos_location) =~ s/\Q$database\E/$param/;
+        $location =~ s{location /axum/}{location $path};
+        $param eq '' ? $location =~ s/^.*gateway_app_param database.*\n//mr : $location;
+    } ['/default/', ''], ['/relative/', 'sqlite:logs/relative-todos.sqlite3'];
+    my $server = start_nginx(name => 'gateway-028p', server => $locations);
+    my $base = "http://127.0.0.1:$server->{port}";
+    is call($base, 'POST', '/default/todos', json => { title => 'kept by default' })->{status}, 201,
+        'no database param: POST /todos: 201';
+    ok -s "$server->{prefix}/axum-todos.sqlite3", '... into axum-todos.sqlite3 under the prefix';
+    is call($base, 'POST', '/relative/todos', json => { title => 'kept relative' })->{status}, 201,
+        'database sqlite:logs/relative-todos.sqlite3: POST /todos: 201';
+    ok -s "$server->{prefix}/logs/relative-todos.sqlite3", '... into logs/ under the prefix';
+    finish($server, 'default database');
+    unlink "$server->{prefix}/axum-todos.sqlite3", glob("$server->{prefix}/axum-todos.sqlite3-*");
+};
+
+subtest 'on PostgreSQL' => sub {
+    my $url = $ENV{TEST_NGINX_POSTGRES_URL};
+    plan skip_all => 'TEST_NGINX_POSTGRES_URL is not set (scripts/test starts a PostgreSQL and sets it)' unless $url;
+    (my $location = $todos_location) =~ s/\Q$database\E/"$url"/;
+    my $server = start_nginx(name => 'gateway-028pg', workers => 2, listen => 'reuseport', server => $location);
+    crud_flow("http://127.0.0.1:$server->{port}/axum", '/axum');
+    finish($server, 'axum-todos on PostgreSQL');
+};
+
 subtest 'nginx -t refuses a database URL the app cannot use' => sub {
     (my $location = $todos_location) =~ s/\Q$database\E/mysql:\/\/todos\@localhost\/todos/;
     my $server = write_conf(name => 'gateway-028t', server => $location);

@@ -15,8 +15,9 @@
 //!   (src/main.rs, `axum::serve`).
 //!
 //! The database is the `database` URL: `postgres://...`, or `sqlite:PATH` (created if
-//! missing); by default a SQLite file in the system's temporary directory
-//! ([`default_database`]). The schema is created when the app starts (each nginx worker
+//! missing; a relative PATH is under nginx's prefix, as nginx's own paths are); by default
+//! `axum-todos.sqlite3` under nginx's prefix, or in the system's temporary directory for the
+//! development server ([`default_database`]). The schema is created when the app starts (each nginx worker
 //! connects on its own, and all of them see the same todos).
 //!
 //! - `GET /todos`: every todo, `[{"id": 1, "title": "...", "done": false}, ...]`;
@@ -48,9 +49,12 @@ pub fn app(store: Store) -> Router {
         .with_state(store)
 }
 
-/// SQLite in the system's temporary directory.
+/// SQLite in the system's temporary directory, for the development server.
 pub fn default_database() -> String {
-    let path = std::env::temp_dir().join("axum-todos.sqlite3");
+    sqlite_url(&std::env::temp_dir().join("axum-todos.sqlite3"))
+}
+
+fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite:{}", path.display())
 }
 
@@ -71,9 +75,13 @@ fn check(config: &gateway::Config) -> Result<(), gateway::ConfigError> {
 /// Runs in each nginx worker, inside the app's tokio runtime: connects and creates the schema
 /// before the first request.
 fn make(config: &gateway::Config) -> Result<Router, StoreError> {
-    let url = config
-        .get("database")
-        .map_or_else(default_database, str::to_string);
+    let url = match config.get("database") {
+        Some(url) => match url.strip_prefix("sqlite:") {
+            Some(path) => sqlite_url(&config.resolve_path(path)),
+            None => url.to_string(),
+        },
+        None => sqlite_url(&config.resolve_path("axum-todos.sqlite3")),
+    };
     let store = tokio::runtime::Handle::current().block_on(Store::connect(&url))?;
     Ok(app(store))
 }
