@@ -13,6 +13,9 @@
 //! - `GET /template?name=NAME`: `page.html` rendered per request with a title, the name and a
 //!   20-item loop.
 //! - `POST /echo`: `<length> <md5 hex>\n` of the body.
+//! - `GET /sleep?ms=N`: blocks its thread N ms (at most 1000, default 50), then answers
+//!   `slept N ms\n`: the slow query of the `mixed` workload, served on a thread pool only (on
+//!   the event loop it would stall every other request).
 
 use std::io::BufRead;
 
@@ -123,6 +126,26 @@ fn echo(request: &Request) -> Result<String, (StatusCode, String)> {
     Ok(format!("{length} {}\n", hex(&digest)))
 }
 
+/// The longest `/sleep` may block a thread: enough for any slow query the bench models.
+const MAX_SLEEP_MS: u64 = 1000;
+
+fn sleep(request: &Request) -> Result<String, Error> {
+    #[derive(Deserialize)]
+    struct Query {
+        ms: Option<u64>,
+    }
+    let query: Query = request.query()?;
+    let ms = query.ms.unwrap_or(50);
+    if ms > MAX_SLEEP_MS {
+        return Err(Error::status(
+            StatusCode::BAD_REQUEST,
+            format!("ms is at most {MAX_SLEEP_MS}\n"),
+        ));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(format!("slept {ms} ms\n"))
+}
+
 fn md5_error(error: openssl::error::ErrorStack) -> (StatusCode, String) {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -151,7 +174,8 @@ pub fn app(config: &Config) -> Result<Router<Bench>, ConfigError> {
         .route("/hello", get(hello))
         .route("/json", get(json))
         .route("/template", get(template))
-        .route("/echo", post(echo)))
+        .route("/echo", post(echo))
+        .route("/sleep", get(sleep)))
 }
 
 gateway::app!(init = app);

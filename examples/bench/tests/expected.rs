@@ -57,3 +57,14 @@ fn echo_answers_the_length_and_md5_of_the_reference_body() {
 fn echo_refuses_get() {
     assert_eq!(client().get("/echo").send().status, 405);
 }
+
+#[test]
+fn sleep_blocks_for_the_asked_time_within_its_bound() {
+    let started = std::time::Instant::now();
+    let response = client().get("/sleep?ms=20").send();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "slept 20 ms\n");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+    assert_eq!(client().get("/sleep?ms=1001").send().status, 400);
+    assert_eq!(client().get("/sleep?ms=x").send().status, 400);
+}
