@@ -13,8 +13,9 @@
 # (test-nginx/wsgi/validated.py), with no warning in the error log.
 #
 # A plain Test::More script on Test::Gateway::Server, like 020-deferred.t. It needs the venv
-# scripts/test makes (TEST_NGINX_WSGI_VENV: Flask, Jinja2, MarkupSafe from
-# examples/wsgi/requirements.txt) and skips without it. Timing bounds are loose on purpose.
+# scripts/test and scripts/test-valgrind make (TEST_NGINX_WSGI_VENV: Flask, Jinja2,
+# MarkupSafe from examples/wsgi/requirements.txt) and skips without it. Timing bounds are
+# loose on purpose.
 use strict;
 use warnings;
 use Test::More;

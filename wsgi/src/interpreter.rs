@@ -155,8 +155,40 @@ impl Config {
     }
 }
 
-/// Starts Python isolated from nginx's environment (PYTHON* variables and the user's site
-/// directory are the shell's, not the app's), in UTF-8 mode, leaving nginx's signals alone.
+/// PYTHONMALLOC's names (CPython's PyMemAllocatorName, Include/cpython/pymem.h).
+const ALLOCATORS: [(&str, libc::c_int); 6] = [
+    ("default", 1),
+    ("debug", 2),
+    ("malloc", 3),
+    ("malloc_debug", 4),
+    ("pymalloc", 5),
+    ("pymalloc_debug", 6),
+];
+
+/// The allocator named by PYTHONMALLOC, the one PYTHON* variable honoured: it changes how
+/// Python allocates, not what an app does, and a memory checker (valgrind) needs `malloc`.
+/// nginx gives a worker only the variables of its `env` directives, so it takes
+/// `env PYTHONMALLOC;` in nginx.conf. 0 (PYMEM_ALLOCATOR_NOT_SET) leaves Python's default.
+fn allocator() -> Result<libc::c_int, StartError> {
+    let Some(name) = std::env::var_os("PYTHONMALLOC").filter(|name| !name.is_empty()) else {
+        return Ok(0);
+    };
+    ALLOCATORS
+        .iter()
+        .find(|(known, _)| name == *known)
+        .map(|&(_, allocator)| allocator)
+        .ok_or_else(|| {
+            StartError::Init(format!(
+                "PYTHONMALLOC={} is not one of {}",
+                name.to_string_lossy(),
+                ALLOCATORS.map(|(known, _)| known).join(", ")
+            ))
+        })
+}
+
+/// Starts Python isolated from nginx's environment (PYTHON* variables but PYTHONMALLOC, and
+/// the user's site directory, are the shell's, not the app's), in UTF-8 mode, leaving
+/// nginx's signals alone.
 fn start(home: Option<&Path>) -> Result<(), StartError> {
     let mut preconfig = MaybeUninit::<ffi::PyPreConfig>::uninit();
     // SAFETY: the function fills the whole struct.
@@ -165,6 +197,7 @@ fn start(home: Option<&Path>) -> Result<(), StartError> {
         preconfig.assume_init()
     };
     preconfig.utf8_mode = 1;
+    preconfig.allocator = allocator()?;
     // SAFETY: a filled preconfig; Python is not initialised yet (STARTED says so).
     if let Some(error) = status_error(unsafe { ffi::Py_PreInitialize(&preconfig) }) {
         return Err(error);
