@@ -48,7 +48,8 @@
 //!
 //! # 1.2 additions
 //! nginx's prefix ([`Setup::prefix`]), against which an app resolves the relative paths of
-//! its settings and puts files of its own, as nginx does for its own paths.
+//! its settings and puts files of its own, as nginx does for its own paths; a
+//! `Content-Length` header on a [`BODY_FILE`] response sends that much of the file.
 
 #![warn(missing_docs)]
 
@@ -78,6 +79,9 @@ pub const BODY_STREAM: u32 = 1;
 
 /// Body kind: [`Response::body`] is the absolute path of a file that nginx sends itself
 /// (sendfile, ranges, conditional requests); a missing file is a 404, an unreadable one a 403.
+/// With a `Content-Length` header (1.2) the body is that many bytes from the file's start
+/// (ranges and the ETag are of those); one past the file's end is a 500. A module of 1.1 or
+/// older sends the whole file whatever the header says.
 pub const BODY_FILE: u32 = 2;
 
 /// Body kind: no body; [`Response::body`] is a URI (with an optional `?query`) or a named

@@ -60,10 +60,30 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int
         return status as ngx_int_t;
     }
 
+    // The app's Content-Length (ABI 1.2) sends that many bytes from the file's start: they are
+    // the response, which ranges and the ETag are then of. One past the file's end would be a
+    // body shorter than its header: refused before anything is sent.
+    let size = match checked.content_length {
+        None => file.size,
+        Some(declared) if declared <= file.size as u64 => declared as off_t,
+        Some(declared) => {
+            app_log::error(
+                r,
+                app,
+                format_args!(
+                    "answered with file \"{}\" of {} bytes and a Content-Length of {declared}, \
+                     past its end",
+                    String::from_utf8_lossy(checked.body),
+                    file.size
+                ),
+            );
+            return INTERNAL_SERVER_ERROR;
+        }
+    };
     if r.headers_out.content_type.len == 0 && !set_type_from_extension(r, checked.body) {
         return INTERNAL_SERVER_ERROR;
     }
-    r.headers_out.content_length_n = file.size;
+    r.headers_out.content_length_n = size;
     if r.headers_out.last_modified_time == -1 {
         r.headers_out.last_modified_time = file.mtime;
     }
@@ -76,7 +96,7 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int
     if let Some(rc) = response::send_header(r) {
         return rc;
     }
-    if file.size == 0 {
+    if size == 0 {
         // SAFETY: `r` is live and its header was sent.
         return unsafe { ngx_http_send_special(r, NGX_HTTP_LAST as usize) };
     }
@@ -97,7 +117,7 @@ pub fn send(r: &mut ngx_http_request_t, app: &App, checked: &Checked) -> ngx_int
         (*nginx_file).set_directio(file.is_directio());
         (*buf).file = nginx_file;
         (*buf).file_pos = 0;
-        (*buf).file_last = file.size as off_t;
+        (*buf).file_last = size;
         (*buf).set_in_file(1);
     }
     response::send_whole_body(r, buf)
