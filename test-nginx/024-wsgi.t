@@ -4,7 +4,8 @@
 # the environ and its types, wsgi.input over bodies in memory and spilled to nginx's
 # temporary file, streamed bodies whose close() is called exactly once (also when the client
 # resets mid-stream), wsgi.file_wrapper (a real file sent by nginx, with ranges; other
-# file-likes read in blocks), exceptions before and after the first byte, SystemExit, bad
+# file-likes read in blocks), a body longer than its Content-Length (no more sent, iterating
+# stopped, write() raising), exceptions before and after the first byte, SystemExit, bad
 # status lines and headers, wsgi.errors, write(), exc_info; C extensions
 # (markupsafe._speedups) loading in-process; init failures (syntax error, missing module,
 # a second home) answering 503 with the traceback logged; nginx -t refusing bad params;
@@ -269,6 +270,29 @@ subtest 'wsgi.file_wrapper: a real file sent by nginx, other file-likes read in 
     is "$c->{status} " . ($c->{headers}{'accept-ranges'} // '-') . ' ' . sha256_hex($c->{body}), "200 bytes " . sha256_hex($data),
         'on a thread-pool location too';
 
+    # PEP 3333: no more than the Content-Length, from the file's start, still sent by nginx.
+    $c = get($server, "$file&length=1000000");
+    is "$c->{status} " . length($c->{body}) . ' ' . ($c->{headers}{'accept-ranges'} // '-'), '200 1000000 bytes',
+        'a Content-Length of 1000000: that many bytes, sent by nginx as a file' or diag describe($c);
+    ok $c->{body} eq substr($data, 0, 1_000_000), '... the file\'s first 1000000';
+    $c = get($server, "$file&length=1000000", 'Range: bytes=999000-1999999');
+    is "$c->{status} " . ($c->{headers}{'content-range'} // ''), '206 bytes 999000-999999/1000000', '... whose ranges are of those bytes';
+    ok $c->{body} eq substr($data, 999_000, 1000), '... with exactly those bytes';
+    $c = get($server, "$file&how=bytesio&length=1000000");
+    is "$c->{status} " . length($c->{body}) . ' ' . ($c->{headers}{'accept-ranges'} // '-'), '200 1000000 -',
+        'a BytesIO with a Content-Length of 1000000: that many bytes, read in blocks';
+    ok $c->{body} eq substr($data, 0, 1_000_000), '... the first 1000000';
+    is scalar(log_lines($server, qr/\[error\]/)), 0, '... and no error logged';
+    my $over = $size + 1;
+    $c = get($server, "$file&length=$over");
+    is $c->{status}, 500, 'a Content-Length past the file\'s end is a 500';
+    is scalar(log_lines($server, qr/\[error\] .*app "wsgi" answered with file "\Q$dir\E\/data\.bin" of $size bytes and a Content-Length of $over, past its end/)), 1,
+        '... logged';
+    $c = get($server, "$file&how=bytesio&length=$over");
+    is "$c->{status} " . length($c->{body}), "200 $size", 'a BytesIO shorter than its Content-Length: what it has';
+    is scalar(log_lines($server, qr/\[error\] .*ended its stream after $size of the $over bytes its Content-Length declared; the response is cut short/)), 1,
+        '... cut short and logged';
+
     for my $case (['a file read from an offset', '&how=seek&offset=1000', substr($data, 1000)],
                   ['a BytesIO (no fileno)', '&how=bytesio', $data],
                   ['a file whose name is gone', '&how=deleted', $data],
@@ -284,6 +308,40 @@ subtest 'wsgi.file_wrapper: a real file sent by nginx, other file-likes read in 
         or diag map { describe($_) . "\n" } @clients;
     all_closed($server, '/probe', 'file_wrapper (the two locations share the probe module)');
     finish($server, 'file_wrapper');
+};
+
+subtest 'a Content-Length shorter than the body: that many bytes are sent (PEP 3333)' => sub {
+    my $server = start();
+    my $full = join '', map { "chunk $_ " . ('x' x 1000) . "\n" } 0 .. 9;    # 10090 bytes
+    my $pulled = sub { closes($server, '/probe')->{pulled} // -1 };
+    for my $how (qw(list stream write)) {
+        my $before = $pulled->();
+        my $c = get($server, "/probe/long?how=$how&length=2500");
+        is "$c->{status} " . length($c->{body}) . ' ' . ($c->{headers}{'content-length'} // '-'), '200 2500 2500',
+            "$how: 10 chunks with a Content-Length of 2500: a 200 of 2500 bytes" or diag describe($c);
+        ok $c->{body} eq substr($full, 0, 2500), '... the body\'s first 2500';
+        is $pulled->() - $before, 3, '... no chunk made past the 3 that reach it: the bridge stopped iterating'
+            if $how eq 'stream';
+    }
+    my @raised = log_lines($server, qr/probe: write\(\) raised ValueError: write\(\) past the response's Content-Length of 2500 bytes: 527 of the 1009 bytes given are not sent/);
+    is scalar @raised, 1, 'write() past the Content-Length raised ValueError in the app, naming what was not sent';
+    my $c = get($server, '/probe/long?how=stream&length=0');
+    is "$c->{status} [$c->{body}]", '200 []', 'a Content-Length of 0: an empty body';
+    my @errors = log_lines($server, qr/\[error\]/);
+    is scalar @errors, 1, '... none of these is an error, but the app\'s own line on wsgi.errors' or diag @errors;
+    all_closed($server, '/probe', 'stopped streams');
+
+    # A body shorter than its Content-Length is still an error.
+    $c = get($server, '/probe/long?how=list&length=20000');
+    is $c->{status}, 500, 'a list body shorter than its Content-Length is a 500';
+    is scalar(log_lines($server, qr/\[error\] .*app "wsgi" returned an invalid response: Content-Length "20000" differs from the body's 10090 bytes/)), 1,
+        '... logged';
+    $c = get($server, '/probe/long?how=stream&length=20000');
+    is "$c->{status} " . length($c->{body}), '200 10090', 'a stream shorter than its Content-Length: what it made';
+    is scalar(log_lines($server, qr/\[error\] .*app "wsgi" ended its stream after 10090 of the 20000 bytes its Content-Length declared; the response is cut short/)), 1,
+        '... cut short and logged';
+    all_closed($server, '/probe', 'short streams');
+    finish($server, 'Content-Length');
 };
 
 subtest 'exceptions, SystemExit, bad status lines and headers' => sub {
@@ -449,6 +507,13 @@ subtest 'every app through wsgiref.validate.validator, with no warning' => sub {
                  "/file?path=$probe_dir/probe.py") {
         $c = get($server, "/valid/probe$uri");
         like $c->{status}, qr/^(200|503|204)$/, "probe $uri, validated: $c->{status}" or diag describe($c);
+    }
+    for my $uri (qw(/long?how=list&length=2500 /long?how=stream&length=2500 /long?how=write&length=2500),
+                 "/file?path=$probe_dir/probe.py&length=100", "/file?path=$probe_dir/probe.py&how=bytesio&length=100") {
+        $c = get($server, "/valid/probe$uri");
+        my $want = $uri =~ /length=(\d+)/ ? $1 : 0;
+        is "$c->{status} " . length($c->{body}), "200 $want", "probe $uri, validated: no more than the Content-Length"
+            or diag describe($c);
     }
     for my $how (qw(read readline iter readlines)) {
         my $body = lines_body(100_000);

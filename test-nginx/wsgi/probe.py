@@ -12,14 +12,18 @@ from urllib.parse import parse_qs
 
 # Closes of streamed bodies and of files given to wsgi.file_wrapper in this worker (the suite
 # runs one worker): how many were started, how many close() calls they got, and how many got
-# more than one.
+# more than one; and how many chunks streamed bodies made.
 _lock = threading.Lock()
-_counts = {"started": 0, "closed": 0, "closed_twice": 0}
+_counts = {"started": 0, "closed": 0, "closed_twice": 0, "pulled": 0}
 
 
 def _count(key, n=1):
     with _lock:
         _counts[key] += n
+
+
+def _chunk(i):
+    return b"chunk %d %s\n" % (i, b"x" * 1000)
 
 
 class Counted:
@@ -36,7 +40,8 @@ class Counted:
                 raise RuntimeError("probe fails after the first byte")
             if i and self.pause:
                 time.sleep(self.pause)
-            yield b"chunk %d %s\n" % (i, b"x" * 1000)
+            _count("pulled")
+            yield _chunk(i)
 
     def close(self):
         self.closes += 1
@@ -154,6 +159,25 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         fail_at = int(query["fail_at"]) if "fail_at" in query else None
         return Counted(int(query.get("n", "5")), float(query.get("pause", "0")), fail_at)
+
+    if path == "/long":
+        # n chunks with a Content-Length of `length` (PEP 3333: the server sends no more),
+        # as a list, a stream (counting the chunks it made) or write() calls (stopping at
+        # the first that raises, which goes to wsgi.errors).
+        n, how = int(query.get("n", "10")), query.get("how", "list")
+        write = start_response("200 OK", [("Content-Type", "text/plain"),
+                                          ("Content-Length", query["length"])])
+        if how == "stream":
+            return Counted(n, 0)
+        if how == "write":
+            for i in range(n):
+                try:
+                    write(_chunk(i))
+                except ValueError as error:
+                    environ["wsgi.errors"].write("probe: write() raised ValueError: %s\n" % error)
+                    break
+            return []
+        return [_chunk(i) for i in range(n)]
 
     if path == "/file":
         filelike = CountedFile(_open_for_wrapper(query))

@@ -51,11 +51,18 @@ impl FileWrapper {
 }
 
 /// The path nginx can send for what the app returned, if it is a `FileWrapper` whose file
-/// nginx can open and send whole to the same effect as reading it: a regular file, read from
-/// its start, still under the name it was opened by (not deleted or replaced since), with no
-/// `write()` data before it and no `Content-Length` saying otherwise. `None` sends it by
-/// reading, a block at a time.
-pub fn sendable_path(py: Python<'_>, returned: &Bound<'_, PyAny>, head: &Head) -> Option<PathBuf> {
+/// nginx can open and send to the same effect as reading it: a regular file, read from its
+/// start, still under the name it was opened by (not deleted or replaced since), with no
+/// `write()` data before it. Its `Content-Length`, if any, is how much of the file nginx
+/// sends (PEP 3333: no more than it allows), one past the end a 500; a module older than
+/// ABI 1.2 (`lengths`: false) would send the whole file, so then only one saying the file's
+/// size will do. `None` sends it by reading, a block at a time.
+pub fn sendable_path(
+    py: Python<'_>,
+    returned: &Bound<'_, PyAny>,
+    head: &Head,
+    lengths: bool,
+) -> Option<PathBuf> {
     let wrapper = returned.cast::<FileWrapper>().ok()?;
     if !head.written.is_empty() {
         return None;
@@ -68,11 +75,10 @@ pub fn sendable_path(py: Python<'_>, returned: &Bound<'_, PyAny>, head: &Head) -
     if fd < 0 || position != 0 {
         return None;
     }
-    let declared = head
+    let has_length = head
         .headers
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .map(|(_, value)| value.trim().parse::<u64>().ok());
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-length"));
     py.detach(|| {
         // The link names the open file; its metadata is the open file's, even once deleted.
         let link = PathBuf::from(format!("/proc/self/fd/{fd}"));
@@ -80,7 +86,7 @@ pub fn sendable_path(py: Python<'_>, returned: &Bound<'_, PyAny>, head: &Head) -
         let path = std::fs::read_link(&link).ok()?;
         let named = std::fs::metadata(&path).ok()?;
         let same = open.is_file() && open.dev() == named.dev() && open.ino() == named.ino();
-        let whole = declared.is_none_or(|declared| declared == Some(open.len()));
-        (same && whole && path.is_absolute()).then_some(path)
+        let length = !has_length || lengths || head.declared == Some(open.len());
+        (same && length && path.is_absolute()).then_some(path)
     })
 }

@@ -78,6 +78,8 @@ struct Instance {
     pool: Pool,
     /// Calls run on nginx's thread pool, inline.
     inline: bool,
+    /// The module sends a file body's Content-Length bytes (ABI 1.2).
+    file_lengths: bool,
 }
 
 fn params_of(setup: &abi::Setup) -> Result<Params, ParamError> {
@@ -147,6 +149,7 @@ fn make_instance(setup: &abi::Setup) -> Result<Instance, InitError> {
         log,
         pool,
         inline,
+        file_lengths: host.abi_minor >= 2,
     })
 }
 
@@ -198,24 +201,26 @@ unsafe extern "C" fn call(
         let app = Arc::clone(&instance.app);
         let request = RequestPtr(request);
         let pool = instance.pool.submitter();
+        let file_lengths = instance.file_lengths;
         if instance.inline {
-            Python::attach(|py| run_call(py, &app, request, completion, pool));
+            Python::attach(|py| run_call(py, &app, request, completion, pool, file_lengths));
         } else {
             let job_pool = pool.clone();
             pool.submit(Box::new(move |py| {
-                run_call(py, &app, request, completion, job_pool)
+                run_call(py, &app, request, completion, job_pool, file_lengths)
             }));
         }
     }));
 }
 
-/// Runs the app for one call and completes it: with bytes, a stream, or a failure.
+/// Runs the app for one call and completes it: with bytes, a file, a stream, or a failure.
 fn run_call(
     py: Python<'_>,
     app: &Py<PyAny>,
     request: RequestPtr,
     completion: Completion,
     pool: Submitter,
+    file_lengths: bool,
 ) {
     let link = Arc::clone(completion.link());
     // SAFETY: the call is not completed, so its request is valid.
@@ -238,7 +243,7 @@ fn run_call(
             return completion.fail(abi::FAILED, &format!("the WSGI app raised:\n{text}"));
         }
     };
-    let sendable = file_wrapper::sendable_path(py, &iterable, &lock(&head));
+    let sendable = file_wrapper::sendable_path(py, &iterable, &lock(&head), file_lengths);
     if let Some(path) = sendable {
         return respond_file(completion, &head, path, iterable.unbind(), pool);
     }
@@ -278,16 +283,18 @@ fn run_call(
     }
 }
 
-/// The items of a list or tuple body, after any `write()` data, as one run of bytes.
+/// The items of a list or tuple body, after any `write()` data, as one run of bytes: up to
+/// the app's Content-Length, the items past it not even looked at (PEP 3333).
 fn join_sequence(iterable: &Bound<'_, PyAny>, head: &Mutex<Head>) -> Result<Vec<u8>, String> {
     let mut body = std::mem::take(&mut lock(head).written);
-    let items = iterable.try_iter().map_err(|error| error.to_string())?;
-    for item in items {
+    let mut items = iterable.try_iter().map_err(|error| error.to_string())?;
+    while !lock(head).full() {
+        let Some(item) = items.next() else { break };
         let item = item.map_err(|error| error.to_string())?;
         let bytes = item
             .cast::<PyBytes>()
             .map_err(|_| "the WSGI app's body has an item that is not bytes".to_owned())?;
-        body.extend_from_slice(bytes.as_bytes());
+        body.extend_from_slice(lock(head).take(bytes.as_bytes()));
     }
     Ok(body)
 }

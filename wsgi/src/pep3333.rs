@@ -6,7 +6,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gateway_abi::{self as abi, slice_from_abi};
-use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError};
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -410,8 +410,7 @@ impl StartResponse {
             }
             _ => {}
         }
-        head.status = Some(status);
-        head.headers = pairs;
+        head.start(status, pairs);
         drop(head);
         Py::new(
             py,
@@ -423,7 +422,8 @@ impl StartResponse {
 }
 
 /// The `write()` callable: bytes sent before the iterable's (kept until the call answers,
-/// as the module takes a whole response head at once).
+/// as the module takes a whole response head at once). Past the app's Content-Length it
+/// raises ValueError, as PEP 3333 allows, and sends only the bytes up to it.
 #[pyclass(module = "gateway_wsgi", frozen)]
 pub struct Write {
     head: Arc<Mutex<Head>>,
@@ -434,10 +434,21 @@ impl Write {
     fn __call__(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = data
             .cast::<PyBytes>()
-            .map_err(|_| PyTypeError::new_err("write() takes bytes"))?;
+            .map_err(|_| PyTypeError::new_err("write() takes bytes"))?
+            .as_bytes();
         let mut head = lock(&self.head);
-        head.written.extend_from_slice(data.as_bytes());
-        head.sent |= !data.as_bytes().is_empty();
+        let kept = head.take(data);
+        head.written.extend_from_slice(kept);
+        head.sent |= !kept.is_empty();
+        if kept.len() < data.len() {
+            return Err(PyValueError::new_err(format!(
+                "write() past the response's Content-Length of {} bytes: {} of the {} bytes \
+                 given are not sent",
+                head.declared.unwrap_or_default(),
+                data.len() - kept.len(),
+                data.len()
+            )));
+        }
         Ok(())
     }
 }

@@ -18,6 +18,38 @@ pub struct Head {
     pub sent: bool,
     /// Bytes given to `write()`, sent before the iterable's.
     pub written: Vec<u8>,
+    /// The app's `Content-Length`, if it gave one that is a number: PEP 3333 has the server
+    /// send no more than it allows and stop iterating once it is reached.
+    pub declared: Option<u64>,
+    /// Body bytes taken so far (written and produced), never more than `declared`.
+    pub taken: u64,
+}
+
+impl Head {
+    /// What `start_response` was given.
+    pub fn start(&mut self, status: String, headers: Vec<(String, String)>) {
+        self.declared = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse().ok());
+        self.status = Some(status);
+        self.headers = headers;
+    }
+
+    /// The part of `data` that the Content-Length still allows, counted as taken.
+    pub fn take<'d>(&mut self, data: &'d [u8]) -> &'d [u8] {
+        let allowed = self.declared.map_or(data.len(), |declared| {
+            usize::try_from(declared.saturating_sub(self.taken))
+                .map_or(data.len(), |left| left.min(data.len()))
+        });
+        self.taken += allowed as u64;
+        &data[..allowed]
+    }
+
+    /// The Content-Length's bytes are all taken: iterating stops.
+    pub fn full(&self) -> bool {
+        self.declared.is_some_and(|declared| self.taken >= declared)
+    }
 }
 
 /// Why a response cannot be sent; each is a 500 with this in the error log.
@@ -220,6 +252,28 @@ mod tests {
             OwnedHead::from_head(&Head::default()).err(),
             Some(HeadError::NotStarted)
         );
+    }
+
+    #[test]
+    fn content_length_caps_what_is_taken() {
+        let mut head = Head::default();
+        head.start(
+            "200 OK".into(),
+            vec![("content-length".into(), " 5 ".into())],
+        );
+        assert_eq!(head.take(b"abc"), b"abc");
+        assert!(!head.full());
+        assert_eq!(head.take(b"defg"), b"de");
+        assert!(head.full());
+        assert_eq!(head.take(b"h"), b"");
+        assert_eq!(head.taken, 5);
+
+        for headers in [vec![], vec![("Content-Length".into(), "five".into())]] {
+            let mut open = Head::default();
+            open.start("200 OK".into(), headers);
+            assert_eq!(open.take(b"any length"), b"any length");
+            assert!(!open.full());
+        }
     }
 
     #[test]

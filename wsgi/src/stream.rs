@@ -49,12 +49,19 @@ impl PyBody {
     }
 
     /// Pulls until a non-empty chunk, the end or an error; closes the iterable at the end
-    /// or on an error, so that it is consumed then.
+    /// or on an error, so that it is consumed then. Once the app's Content-Length is reached
+    /// it is the end (PEP 3333): the rest of an item is not sent, and no more are pulled.
     pub fn pull(self, py: Python<'_>, link: &RequestLink) -> (Pulled, Option<PyBody>) {
         let outcome = loop {
-            let written = std::mem::take(&mut lock(&self.head).written);
-            if !written.is_empty() {
-                break Pulled::Chunk(written);
+            {
+                let mut head = lock(&self.head);
+                let written = std::mem::take(&mut head.written);
+                if !written.is_empty() {
+                    break Pulled::Chunk(written);
+                }
+                if head.full() {
+                    break Pulled::End;
+                }
             }
             let item = match self.iterator.bind(py).call_method0("__next__") {
                 Ok(item) => item,
@@ -64,12 +71,14 @@ impl PyBody {
                 Err(error) => break Pulled::Failed(python_error_text(py, &error)),
             };
             match item.cast::<PyBytes>() {
-                Ok(bytes) if bytes.as_bytes().is_empty() => continue,
                 Ok(bytes) => {
                     let mut head = lock(&self.head);
-                    head.sent = true;
                     let mut chunk = std::mem::take(&mut head.written);
-                    chunk.extend_from_slice(bytes.as_bytes());
+                    chunk.extend_from_slice(head.take(bytes.as_bytes()));
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    head.sent = true;
                     break Pulled::Chunk(chunk);
                 }
                 Err(_) => {
