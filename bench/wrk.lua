@@ -12,7 +12,7 @@ end
 function done(summary, latency, requests)
     local errors = summary.errors
     io.write(string.format(
-        "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d connect=%d read=%d write=%d timeout=%d status=%d\n",
+        "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d p999_us=%d max_us=%d connect=%d read=%d write=%d timeout=%d status=%d\n",
         summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-        latency.max, errors.connect, errors.read, errors.write, errors.timeout, errors.status))
+        latency:percentile(99.9), latency.max, errors.connect, errors.read, errors.write, errors.timeout, errors.status))
 end
