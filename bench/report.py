@@ -301,7 +301,8 @@ def markdown(summary, run):
     stall = statistics.mean(s["stall"] for s in pinned.values()) if pinned else 0.0
     add(f"Run of {run['date']} (commit {run['commit']}): {run['rounds']} pinned round(s) of "
         f"{run['seconds']} s per row and workload, interleaved, and {run['unpinned_rounds']} "
-        f"unpinned, after a {run['warmup']} s warm-up of each; the whole run took "
+        f"unpinned of {run['unpinned_seconds']} s, after a {run['warmup']} s warm-up of each; "
+        f"the whole run took "
         f"{duration // 60} min {duration % 60} s." + (" **Quick run: not a result.**" if quick else ""))
     add("")
     add(f"**Method: pinned.** Every serving stack gets one CPU and the load generator another "
