@@ -115,6 +115,13 @@ impl CallState {
         CallState::new(app_name, b"", Outcome::Abandoned, false)
     }
 
+    /// A state that only carries wakes, for the module's own threads: each
+    /// [`CallState::wake`] runs the [`Waiter`] registered with [`CallState::wait_for_wake`]
+    /// on the event loop.
+    pub fn signal() -> Arc<CallState> {
+        CallState::new(Arc::from(""), b"", Outcome::Abandoned, false)
+    }
+
     /// The handle the app gets for this state, as long as the state lives.
     pub fn as_handle(self: &Arc<CallState>) -> *mut abi::Call {
         Arc::as_ptr(self).cast_mut().cast()
@@ -226,7 +233,8 @@ impl CallState {
         drop(late);
     }
 
-    fn wake(self: &Arc<CallState>) {
+    /// Has the loop run the registered waiter, or the next registration find the wake.
+    pub fn wake(self: &Arc<CallState>) {
         let mut inner = self.inner.lock();
         if !self.notify_waiter(&mut inner) {
             inner.woken = true;
@@ -286,6 +294,16 @@ pub static HOST: abi::Host = abi::Host {
 pub unsafe fn take_handle(call: *mut abi::Call) -> Arc<CallState> {
     // SAFETY: per the caller, `call` came from `Arc::into_raw` and is consumed once.
     unsafe { Arc::from_raw(call.cast_const().cast::<CallState>()) }
+}
+
+/// Completes a call whose app never got the handle, as the module stopped waiting first (its
+/// deadline passed while it waited for a thread): the loop's waiter runs and ends the call.
+///
+/// # Safety
+/// `call` must be a handle from [`CallState::start`] that the app never got.
+pub unsafe fn complete_unrun(call: *mut abi::Call) {
+    // SAFETY: per the caller, the handle is consumed here, once.
+    unsafe { take_handle(call) }.complete(Outcome::Abandoned);
 }
 
 /// Borrows the state behind a handle the app still may use (for wake and log).

@@ -1,79 +1,145 @@
 //! App calls on an nginx thread pool (`gateway_thread_pool`), so a call that blocks (a
 //! database, a slow computation) does not stall the worker's other connections.
 //!
-//! Everything nginx-owned is prepared on the event loop before a call is posted: the thread
-//! only runs the app with the environ and body already built, and hands the outcome back
-//! through the call state. The call is a [`PendingCall`]: its request is held until the app is
-//! done with it, so nothing the call points to can be freed under it, even after a timeout
-//! answered the client with a 504 or the client went away.
+//! Everything nginx-owned is prepared on the event loop before a call is queued: the thread
+//! only runs the app with the environ and body already built. The call is a [`PendingCall`]:
+//! its request is held until the app is done with it, so nothing the call points to can be
+//! freed under it, even after a timeout answered the client with a 504 or the client went
+//! away. The loop waits for the call's completion from the start, through the call's waiter:
+//! it comes back as soon as the app gives it, whatever the thread does next.
 //!
 //! Handing work to a thread and back costs a few context switches, far more than a quick app
-//! call (on 2 vCPUs, ~20 us against ~0.3 us for a "hello"). So the calls made ready in one
-//! turn of the event loop are posted together at its end, and while the pool's recent calls
-//! have been quick, several share one nginx thread task ([`BATCH_CALLS`] at most, about
-//! [`BATCH_BUDGET_NS`] of expected work). Calls of unknown or long duration get a task each, so
-//! blocking calls still run side by side on all of the pool's threads.
+//! call (on 2 vCPUs, ~20 us against ~0.3 us for a "hello"), so one thread task should run many
+//! calls. But a thread task that owns a batch of calls makes every call in it wait for the
+//! slowest: with 0.3% of calls taking 50 ms, the quick calls' p99.9 went from 13 ms to 55 ms.
+//! So each worker has a lane per pool: a queue of calls that the lane's *runners*, thread
+//! tasks posted by the loop, take one at a time until it is empty. The calls made ready in one
+//! turn of the event loop are queued together at its end, and runners are posted so that
+//! every waiting call has one free to take it, up to the pool's thread count: a call that turns
+//! out slow holds up only its own thread, and the calls behind it go to the other runners.
+//! When calls keep coming, a runner drains many of them for one thread task.
+//!
+//! The pool's `max_queue` bounds the calls waiting for a thread, counted here since the pool's
+//! own queue only sees the runners: a call that finds it full is answered 503 at once.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{RefCell, UnsafeCell};
+use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::mem::offset_of;
 use std::ptr::{addr_of_mut, NonNull};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ngx::ffi::{
     ngx_cycle, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_post_event,
-    ngx_posted_events, ngx_thread_pool_t, ngx_thread_task_alloc, ngx_thread_task_post,
-    ngx_thread_task_t, NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
+    ngx_posted_events, ngx_str_t, ngx_thread_cond_t, ngx_thread_mutex_t, ngx_thread_pool_t,
+    ngx_thread_task_post, ngx_thread_task_t, ngx_uint_t, NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE,
+    NGX_LOG_ALERT, NGX_OK,
 };
+use ngx::ngx_log_error;
+use parking_lot::{Mutex, MutexGuard};
 
-use crate::call::Outcome;
+use crate::call::{complete_unrun, CallState, Waiter};
 use crate::conf::LocationConf;
 use crate::panic_guard::guard;
 use crate::pending_call::{self, Call, PendingCall};
 use crate::response::INTERNAL_SERVER_ERROR;
 
-/// Most calls one thread task runs, so a call that is unexpectedly slow holds up few others.
-const BATCH_CALLS: usize = 8;
-/// Expected app time one thread task may take on, when calls share tasks.
-const BATCH_BUDGET_NS: u64 = 100_000;
-/// A pool whose calls have not been timed yet: each gets a task of its own.
-const UNTIMED: u64 = u64::MAX;
+/// How long a runner keeps its thread while calls keep coming; then it ends and the loop
+/// posts it again, behind the other tasks on the pool (streams pulled on it, say).
+const RUNNER_TURN: Duration = Duration::from_millis(1);
 
-/// The calls of one thread task: its context.
-struct Batch {
-    calls: Vec<NonNull<PendingCall>>,
+/// The runners per lane if the pool's size cannot be read: nginx's default thread count.
+const UNKNOWN_THREADS: usize = 32;
+
+/// A queued call, handed by the loop to the one runner that takes it.
+struct Queued(NonNull<PendingCall>);
+
+// SAFETY: a queued call is used by one thread at a time: the loop until it is queued, then
+// the runner that takes it until the app has its handle; the loop meanwhile only changes the
+// call's deadline fields, which the runner does not read.
+unsafe impl Send for Queued {}
+
+/// A lane's waiting calls and its runners, under one lock, so a runner that finds no call
+/// and ends cannot miss a call queued meanwhile.
+#[derive(Default)]
+struct Queue {
+    calls: VecDeque<Queued>,
+    /// Runners posted and not ended.
+    runners: usize,
+    /// Of those, the ones running a call.
+    busy: usize,
+    /// A runner asked the loop for another, which the loop has not seen yet.
+    asked: bool,
+}
+
+/// What a lane's runners share with the loop.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The pool's thread count: more runners would only wait for a thread.
+    threads: usize,
+    /// Woken by a runner that takes a call while others wait and no other runner is free:
+    /// the loop then posts one.
+    wanted: Arc<CallState>,
+}
+
+/// A thread task that runs its lane's queued calls until there are none. Owned by its lane
+/// and reused; nginx has it from its post until its event has run on the loop.
+struct Runner {
+    task: ngx_thread_task_t,
+    shared: Arc<Shared>,
+    lane: *const Lane,
+}
+
+/// What the lane takes from the pool's `thread_pool` directive.
+#[derive(Clone, Copy)]
+struct PoolSize {
+    threads: usize,
+    max_queue: usize,
 }
 
 /// This worker's calls for one thread pool. Lives as long as the worker's event loop, the
-/// only thread that touches it.
+/// only thread that touches it; its runners share only the queue.
 struct Lane {
     pool: NonNull<ngx_thread_pool_t>,
-    /// Calls made ready in this turn of the event loop, posted at its end by `flush`.
+    /// The pool's `max_queue`: how many calls may wait besides one per idle thread.
+    max_queue: usize,
+    shared: Arc<Shared>,
+    /// Calls made ready in this turn of the event loop, queued at its end by `flush`.
     ready: RefCell<Vec<NonNull<PendingCall>>>,
     flush: UnsafeCell<ngx_event_t>,
-    /// Moving average of how long the pool's calls took, in nanoseconds.
-    recent_call_ns: Cell<u64>,
+    /// Runners not in nginx's hands; boxed, as nginx keeps pointers to those it has.
+    #[allow(clippy::vec_box)]
+    spare: RefCell<Vec<Box<Runner>>>,
 }
 
 thread_local! {
     /// The lanes of this worker's event loop, one per thread pool in use; freed when the
-    /// worker exits. Boxed: nginx's queue of posted events points into each lane.
+    /// worker exits, after nginx has stopped the pools' threads. Boxed: nginx's queue of
+    /// posted events and the runners point into each lane.
     #[allow(clippy::vec_box)]
     static LANES: RefCell<Vec<Box<Lane>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Lane {
-    fn of(pool: NonNull<ngx_thread_pool_t>) -> &'static Lane {
+    fn of(pool: NonNull<ngx_thread_pool_t>, conf: &LocationConf) -> &'static Lane {
         LANES.with_borrow_mut(|lanes| {
             let lane: &Lane = match lanes.iter().position(|lane| lane.pool == pool) {
                 Some(at) => &lanes[at],
                 None => {
+                    let name = conf.thread_pool_name.as_deref().unwrap_or_default();
+                    let size = pool_size(pool, name);
                     lanes.push(Box::new(Lane {
                         pool,
+                        max_queue: size.max_queue,
+                        shared: Arc::new(Shared {
+                            queue: Mutex::default(),
+                            threads: size.threads,
+                            wanted: CallState::signal(),
+                        }),
                         ready: RefCell::new(Vec::new()),
                         // SAFETY: all-zero is the idle state of an nginx event.
                         flush: UnsafeCell::new(unsafe { std::mem::zeroed() }),
-                        recent_call_ns: Cell::new(UNTIMED),
+                        spare: RefCell::new(Vec::new()),
                     }));
                     let lane = lanes.last().expect("just pushed");
                     // SAFETY: the event is the lane's own, and nothing else uses it yet.
@@ -82,6 +148,7 @@ impl Lane {
                     flush.data = (&**lane as *const Lane).cast_mut().cast();
                     // SAFETY: the cycle and its log live as long as the worker.
                     flush.log = unsafe { (*ngx_cycle).log };
+                    lane.shared.wanted.wait_for_wake(lane.waiter());
                     lane
                 }
             };
@@ -89,6 +156,13 @@ impl Lane {
             // as the event-loop thread exits, after its last event.
             unsafe { &*(lane as *const Lane) }
         })
+    }
+
+    fn waiter(&self) -> Waiter {
+        Waiter {
+            resume: runner_wanted,
+            data: NonNull::from(self).cast(),
+        }
     }
 
     /// Queues `call` for the end of this turn of the event loop.
@@ -99,13 +173,135 @@ impl Lane {
         unsafe { ngx_post_event(self.flush.get(), addr_of_mut!(ngx_posted_events)) };
     }
 
-    fn took(&self, ns: u64) {
-        let recent = self.recent_call_ns.get();
-        self.recent_call_ns.set(if recent == UNTIMED {
-            ns
-        } else {
-            (recent.saturating_mul(7).saturating_add(ns)) / 8
+    /// Queues the calls made ready in this turn, and returns those the queue has no room for:
+    /// as many may wait as `max_queue`, besides one per thread not running a call of ours.
+    fn enqueue(&self) -> Vec<NonNull<PendingCall>> {
+        let mut ready = std::mem::take(&mut *self.ready.borrow_mut());
+        let mut queue = self.shared.queue.lock();
+        let room = self
+            .max_queue
+            .saturating_add(self.shared.threads.saturating_sub(queue.busy))
+            .saturating_sub(queue.calls.len());
+        let refused = ready.split_off(room.min(ready.len()));
+        queue.calls.extend(ready.into_iter().map(Queued));
+        refused
+    }
+
+    /// Posts a runner if calls wait and none is free to take them, unless every thread of
+    /// the pool has one already.
+    fn top_up(&'static self) {
+        let wanted = {
+            let mut queue = self.shared.queue.lock();
+            let wanted = !queue.calls.is_empty()
+                && queue.runners == queue.busy
+                && queue.runners < self.shared.threads;
+            queue.runners += usize::from(wanted);
+            wanted
+        };
+        if wanted && !self.post_runner() {
+            self.runner_refused();
+        }
+    }
+
+    /// Hands a runner to the pool; false if its queue is full (nginx logged it).
+    fn post_runner(&'static self) -> bool {
+        let runner = self
+            .spare
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| self.new_runner());
+        let runner = Box::into_raw(runner);
+        // SAFETY: the runner is ours, not in nginx's hands (its event has run, if it ever was);
+        // on success nginx owns it until it posts its event back to this loop.
+        let posted =
+            unsafe { ngx_thread_task_post(self.pool.as_ptr(), addr_of_mut!((*runner).task)) };
+        if posted == NGX_OK as ngx_int_t {
+            return true;
+        }
+        // SAFETY: nginx did not take it.
+        self.spare
+            .borrow_mut()
+            .push(unsafe { Box::from_raw(runner) });
+        false
+    }
+
+    fn new_runner(&'static self) -> Box<Runner> {
+        let mut runner = Box::new(Runner {
+            // SAFETY: all-zero is a fresh thread task, as `ngx_thread_task_alloc` makes it.
+            task: unsafe { std::mem::zeroed() },
+            shared: Arc::clone(&self.shared),
+            lane: self,
         });
+        let at: *mut Runner = &mut *runner;
+        runner.task.ctx = at.cast();
+        runner.task.handler = Some(run_calls);
+        runner.task.event.data = at.cast();
+        runner.task.event.handler = Some(runner_returned);
+        // SAFETY: the cycle's log lives as long as the worker.
+        runner.task.event.log = unsafe { (*ngx_cycle).log };
+        runner
+    }
+
+    /// A runner counted in `top_up` was not posted. If the lane has no other, nothing would
+    /// take the waiting calls: they are refused as by a full queue.
+    fn runner_refused(&self) {
+        let stranded = {
+            let mut queue = self.shared.queue.lock();
+            queue.runners -= 1;
+            if queue.runners > 0 {
+                return;
+            }
+            std::mem::take(&mut queue.calls)
+        };
+        for Queued(call) in stranded {
+            refuse_full(call);
+        }
+    }
+}
+
+/// The size of `pool` named `name`, read from nginx's private `ngx_thread_pool_t`; nginx's
+/// default thread count and no limit of ours (nginx's own queue limit still holds the runners)
+/// if the struct is not the one every nginx since 1.7.11 has, as its name field tells.
+fn pool_size(pool: NonNull<ngx_thread_pool_t>, name: &[u8]) -> PoolSize {
+    /// `struct ngx_thread_pool_s` of src/core/ngx_thread_pool.c, up to the fields read here.
+    #[repr(C)]
+    struct NginxThreadPool {
+        mtx: ngx_thread_mutex_t,
+        queue: [*mut c_void; 2],
+        waiting: ngx_int_t,
+        cond: ngx_thread_cond_t,
+        log: *mut ngx_log_t,
+        name: ngx_str_t,
+        threads: ngx_uint_t,
+        max_queue: ngx_int_t,
+    }
+    let fields = pool.as_ptr().cast::<NginxThreadPool>();
+    // SAFETY: the pool is nginx's, allocated from the cycle's pool with this layout; these
+    // fields were set while reading the configuration, before the fork, and nginx's threads
+    // only touch the mutex, queue, waiting count and condition.
+    let (pool_name, threads, max_queue) =
+        unsafe { ((*fields).name, (*fields).threads, (*fields).max_queue) };
+    let named = pool_name.len == name.len()
+        && !pool_name.data.is_null()
+        // SAFETY: a pool's name points to `len` bytes of the configuration, as long as the cycle.
+        && unsafe { std::slice::from_raw_parts(pool_name.data, pool_name.len) } == name;
+    match usize::try_from(max_queue) {
+        Ok(max_queue) if named && threads > 0 => PoolSize { threads, max_queue },
+        _ => {
+            let shown = String::from_utf8_lossy(name);
+            // SAFETY: the cycle's log lives as long as the worker.
+            let log = unsafe { (*ngx_cycle).log };
+            ngx_log_error!(
+                NGX_LOG_ALERT,
+                log,
+                "gateway: the size of thread pool \"{shown}\" cannot be read from this nginx; \
+                 up to {UNKNOWN_THREADS} of its threads run calls, and only its own queue limit holds"
+            );
+            PoolSize {
+                threads: UNKNOWN_THREADS,
+                max_queue: usize::MAX,
+            }
+        }
     }
 }
 
@@ -129,147 +325,132 @@ pub fn start(
     if let Some(pool) = conf.counters.pool() {
         pool.posted();
     }
-    Lane::of(pool).push(pending);
+    // Registers the waiter before any thread can complete the call.
+    pending_call::wait(pending);
+    Lane::of(pool, conf).push(pending);
     NGX_DONE as ngx_int_t
 }
 
-/// End of an event-loop turn: posts the calls made ready in it, quick ones together.
+/// End of an event-loop turn: queues the calls made ready in it, and posts the runners
+/// they need.
 unsafe extern "C" fn flush_lane(event: *mut ngx_event_t) {
     // SAFETY: the flush event's data is its lane, which is never freed.
     let lane = unsafe { &*(*event).data.cast::<Lane>() };
     // SAFETY: the cycle's log lives as long as the worker.
     let log = unsafe { (*ngx_cycle).log };
     guard(log, "offloaded calls", (), || {
-        let ready = std::mem::take(&mut *lane.ready.borrow_mut());
-        let expected = lane.recent_call_ns.get();
-        let mut batch = Vec::new();
-        for call in ready {
-            let full = batch.len() == BATCH_CALLS
-                || (batch.len() as u64 + 1).saturating_mul(expected) > BATCH_BUDGET_NS;
-            if !batch.is_empty() && full {
-                post(lane, std::mem::take(&mut batch));
-            }
-            batch.push(call);
+        for call in lane.enqueue() {
+            refuse_full(call);
         }
-        if !batch.is_empty() {
-            post(lane, batch);
-        }
+        lane.top_up();
     })
 }
 
-/// Posts one thread task for `calls`, or refuses them if the pool's queue is full.
-fn post(lane: &Lane, calls: Vec<NonNull<PendingCall>>) {
-    // SAFETY: the first call's request is held until the task has returned, so its pool
-    // outlives the task; nginx zeroes the task and its context.
-    let task = unsafe {
-        let first = &*calls[0].as_ptr();
-        ngx_thread_task_alloc((*first.request).pool, std::mem::size_of::<Batch>())
-    };
-    if task.is_null() {
-        for call in calls {
-            pending_call::refuse(call, INTERNAL_SERVER_ERROR, "call failed: out of memory");
-        }
-        return;
+/// Answers 503 for a call that never ran: the pool's queue is full.
+fn refuse_full(call: NonNull<PendingCall>) {
+    // SAFETY: on the loop; no thread has the call.
+    if let Some(pool) = unsafe { call.as_ref() }.conf().counters.pool() {
+        pool.rejected();
     }
-    // SAFETY: `task` is fresh; its context has room for a `Batch`.
-    let batch = unsafe {
-        let context = (*task).ctx.cast::<Batch>();
-        context.write(Batch { calls });
-        (*task).handler = Some(run_batch);
-        (*task).event.handler = Some(batch_returned);
-        context
-    };
-    // SAFETY: the task and the pool are live; on success nginx owns the task until it posts
-    // its event back to this worker's loop.
-    if unsafe { ngx_thread_task_post(lane.pool.as_ptr(), task) } != NGX_OK as ngx_int_t {
-        // nginx logged the overflow; the app was called for none of them.
-        // SAFETY: the context was written above and nginx did not take the task.
-        let Batch { calls } = unsafe { batch.read() };
-        for call in calls {
-            // SAFETY: on the loop; no thread has the call.
-            if let Some(pool) = unsafe { call.as_ref() }.conf().counters.pool() {
-                pool.rejected();
+    pending_call::refuse(
+        call,
+        NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t,
+        "call refused: the thread pool's queue is full",
+    );
+}
+
+/// Runs on a thread of the pool: the lane's queued calls, one at a time, until there are none
+/// or its turn is over. Taking a call while others wait, with no other runner free, it asks
+/// the loop for another: should this call be slow, the others do not wait for it.
+unsafe extern "C" fn run_calls(data: *mut c_void, log: *mut ngx_log_t) {
+    // SAFETY: the task's context is its runner, which nginx hands to this thread alone until
+    // the task's event runs on the loop; only what it shares with the lane is used here.
+    let shared = unsafe { &(*data.cast::<Runner>()).shared };
+    let turn = Instant::now();
+    let mut queue = shared.queue.lock();
+    while let Some(Queued(call)) = queue.calls.pop_front() {
+        queue.busy += 1;
+        let ask = !queue.asked
+            && !queue.calls.is_empty()
+            && queue.runners == queue.busy
+            && queue.runners < shared.threads;
+        queue.asked |= ask;
+        MutexGuard::unlocked(&mut queue, || {
+            if ask {
+                shared.wanted.wake();
             }
-            pending_call::refuse(
-                call,
-                NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t,
-                "call refused: the thread pool's queue is full",
-            );
+            guard(log, "offloaded call", (), || run(call));
+        });
+        queue.busy -= 1;
+        if turn.elapsed() >= RUNNER_TURN {
+            break;
         }
     }
+    queue.runners -= 1;
 }
 
-/// Runs on a thread of the pool: only the app's code, with what was prepared for it.
-unsafe extern "C" fn run_batch(data: *mut c_void, log: *mut ngx_log_t) {
-    // SAFETY: `data` is this task's context, alive until the task's event has run.
-    let batch = unsafe { &*data.cast::<Batch>() };
-    for &call in &batch.calls {
-        guard(log, "offloaded call", (), || run(call));
-    }
-}
-
-fn run(offloaded: NonNull<PendingCall>) {
-    let offloaded = offloaded.as_ptr();
-    // SAFETY: the event loop changes only the deadline fields of a posted call, so the call
-    // itself can be read here; the request is held until the task has returned.
-    let (call, conf) = unsafe { (&(*offloaded).call, (*offloaded).conf()) };
+/// Runs one call on this thread: only the app's code, with what was prepared for it.
+fn run(pending: NonNull<PendingCall>) {
+    let pending = pending.as_ptr();
+    // SAFETY: the loop keeps the call and its request until the call is completed, which
+    // only its handle does, and changes only the deadline fields of a queued call. Nothing of
+    // the call is used once the handle is handed over: the loop may then end it at any time.
+    let (conf, state, entry, instance, handle, request) = unsafe {
+        let call = &(*pending).call;
+        (
+            PendingCall::conf_of(pending),
+            &*Arc::as_ptr(&call.state),
+            call.app.descriptor().call,
+            call.instance,
+            call.handle,
+            call.request,
+        )
+    };
     let pool = conf.counters.pool();
-    if !call.state.deliver() {
-        // It timed out while queued: nobody waits for it any more.
+    if !state.deliver() {
+        // It timed out while queued: nobody waits for its answer any more.
         if let Some(pool) = pool {
             pool.skipped();
         }
+        // SAFETY: the app never had the handle.
+        unsafe { complete_unrun(handle) };
         return;
     }
     if let Some(pool) = pool {
         pool.started();
     }
-    let started = Instant::now();
-    // SAFETY: checked descriptor; the request is held until this call returns.
-    unsafe { (call.app.descriptor().call)(call.instance, call.handle, call.request) };
-    let took = started.elapsed().as_nanos().try_into().unwrap_or(u64::MAX);
-    // SAFETY: only this thread writes the field, and the event loop reads it only after the
-    // task has returned.
-    unsafe { addr_of_mut!((*offloaded).took_ns).write(Some(took)) };
+    // SAFETY: checked descriptor, loaded for as long as the configuration (`conf.app`); the
+    // request is held until the app completes the call.
+    unsafe { entry(instance, handle, request) };
     if let Some(pool) = pool {
         pool.finished();
     }
 }
 
-/// Back on the event loop once the thread is done with a batch.
-unsafe extern "C" fn batch_returned(event: *mut ngx_event_t) {
-    // SAFETY: the event is the `event` field of the task nginx posted.
-    let task = unsafe {
-        event
-            .byte_sub(offset_of!(ngx_thread_task_t, event))
-            .cast::<ngx_thread_task_t>()
-    };
-    // Moved out first: the task lives in the first call's request pool, which finalizing that
-    // call may free.
-    // SAFETY: the context is the `Batch` written in `post`, read once.
-    let Batch { calls } = unsafe { (*task).ctx.cast::<Batch>().read() };
-    // SAFETY: the cycle's log lives as long as the worker.
-    let log = unsafe { (*ngx_cycle).log };
-    for call in calls {
-        guard(log, "offloaded call return", (), || call_returned(call));
+/// On the loop, when a runner asked for another.
+fn runner_wanted(data: NonNull<c_void>) {
+    // SAFETY: the waiter's data is its lane, which lives as long as the event loop.
+    let lane: &'static Lane = unsafe { data.cast::<Lane>().as_ref() };
+    loop {
+        lane.shared.queue.lock().asked = false;
+        lane.top_up();
+        // A runner that asked since the waiter was taken left its wake for this to find.
+        if lane.shared.wanted.wait_for_wake(lane.waiter()) {
+            break;
+        }
     }
 }
 
-/// The thread is done with one call: wait for its completion, unless it was skipped.
-fn call_returned(call: NonNull<PendingCall>) {
-    // SAFETY: the thread is done with the call; its request is held by it.
-    let pending = unsafe { &mut *call.as_ptr() };
-    match pending.took_ns {
-        Some(ns) => {
-            if let Some(pool) = pending.conf().thread_pool {
-                Lane::of(pool).took(ns);
-            }
-            pending_call::wait(call);
-        }
-        // Skipped after its timeout: the app never had the handle, nothing to send.
-        None => {
-            pending_call::drop_unused_handle(&pending.call);
-            pending_call::done(call, Outcome::Taken);
-        }
-    }
+/// Back on the loop once a runner has ended: if calls still wait (it ended its turn, or they
+/// came as it ended), runners are posted for them.
+unsafe extern "C" fn runner_returned(event: *mut ngx_event_t) {
+    // SAFETY: the event's data is its runner, boxed by its lane and given to nginx by
+    // `post_runner`; nginx gives it back with this event and no longer uses it.
+    let runner = unsafe { Box::from_raw((*event).data.cast::<Runner>()) };
+    // SAFETY: the lane lives as long as the event loop.
+    let lane = unsafe { &*runner.lane };
+    lane.spare.borrow_mut().push(runner);
+    // SAFETY: the cycle's log lives as long as the worker.
+    let log = unsafe { (*ngx_cycle).log };
+    guard(log, "offloaded calls", (), || lane.top_up());
 }

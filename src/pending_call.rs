@@ -59,15 +59,22 @@ pub struct PendingCall {
     timed_out: bool,
     /// The module answered this status for a call that never ran.
     refused: Option<ngx_int_t>,
-    /// For a call on a thread pool: how long the app took, written by the thread; `None` if
-    /// it was not called.
-    pub took_ns: Option<u64>,
 }
 
 impl PendingCall {
     pub fn conf<'a>(&self) -> &'a LocationConf {
         // SAFETY: the configuration lives with the cycle, longer than any call.
         unsafe { &*self.conf }
+    }
+
+    /// The configuration of the call at `pending`, read without borrowing the whole call,
+    /// whose other fields the event loop may be changing meanwhile.
+    ///
+    /// # Safety
+    /// `pending` must point to a live `PendingCall`.
+    pub unsafe fn conf_of<'a>(pending: *const PendingCall) -> &'a LocationConf {
+        // SAFETY: per the caller; the configuration lives with the cycle.
+        unsafe { &*(*pending).conf }
     }
 }
 
@@ -101,7 +108,6 @@ pub fn hold(
             deadline: std::mem::zeroed(),
             timed_out: false,
             refused: None,
-            took_ns: None,
         });
         &mut *pending.as_ptr()
     };
