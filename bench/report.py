@@ -235,6 +235,10 @@ def targets(summary, run):
     for workload in ("json", "template"):
         check(f"{workload}: tower ≥ 2x proxy_pass (the same Router)", "tower", workload, "proxy", 2.0)
     check("hello: tower ≥ 0.7x inline", "tower", "hello", "inline", 0.7)
+    for row in ("inline", "tower", "wsgi"):
+        if row in missing:
+            out.append((f"worker RSS flat within 5% over {row} hello requests",
+                        f"{row} not built", "—", "", ""))
     for row, start, end, growth, requests in rss_rows(run):
         out.append((
             f"worker RSS flat within 5% over {requests:,} {row} hello requests",
