@@ -22,10 +22,10 @@ use List::Util qw(max min);
 use Time::HiRes qw(sleep time);
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::Gateway::Process qw(slurp);
+use Test::Gateway::Process qw(slurp wait_for_exit);
 use Test::Gateway::Server qw(
     apps_dir write_conf line_of launch start_nginx stop_nginx pid_from_file log_lines finish
-    run_clients get send_request read_response describe patience
+    bad_log_lines run_clients get send_request read_response describe patience
 );
 
 my $apps = apps_dir() or plan skip_all => 'TEST_NGINX_APPS is not set';
@@ -234,6 +234,29 @@ CONF
         or diag slurp($server->{log});
     is "$_->{status} $_->{body}", "200 Hello, World!\n", 'the worker serves on' for get($server, '/hello');
     finish($server, 'full queue');
+};
+
+subtest 'a graceful quit waits for the calls running and queued on the pool' => sub {
+    my $server = start_nginx(name => 'gateway-016', main => 'thread_pool one threads=1;', server => <<"CONF");
+        location /slow/ {
+            gateway_app $apps/libstream.so;
+            gateway_thread_pool one;
+        }
+CONF
+    my $master = $server->{pid};
+    my @clients = run_clients($server, [
+        [0, '/slow/sleep?ms=1500'],
+        [0.3, '/slow/sleep?ms=500'],
+        [0.6, sub { kill QUIT => $master }],
+    ]);
+    note describe($_) for @clients;
+    is_deeply [map { "$_->{status} $_->{body}" } @clients],
+        ["200 slept 1500 ms on the thread_pool\n", "200 slept 500 ms on the thread_pool\n"],
+        'both calls answered after the quit';
+    cmp_ok $clients[1]{finished} // 0, '>=', 2, 'the queued one ran after the first, on the one thread';
+    ok wait_for_exit($master, 10 * patience()), 'then nginx exits';
+    is_deeply [bad_log_lines($server)], [], 'no [alert], [crit], crash or panic in the error log'
+        or diag slurp($server->{log});
 };
 
 subtest 'a deadline: 504 at gateway_timeout, the call finishes detached, the worker lives' => sub {
