@@ -17,6 +17,17 @@ const MAX_CONNECTIONS: u32 = 4;
 /// but never answers must not hold an nginx worker's init forever.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// SQLITE_BUSY, with any of its extended codes (`code & 0xff == 5`).
+fn is_sqlite_busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database) => database
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5),
+        _ => false,
+    }
+}
+
 /// A todo as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Todo {
@@ -82,9 +93,21 @@ impl Store {
     /// A SQLite file is created if missing.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let backend = Backend::of(url)?;
-        tokio::time::timeout(CONNECT_TIMEOUT, Store::open(backend, url))
-            .await
-            .map_err(|_elapsed| StoreError::Timeout)?
+        tokio::time::timeout(CONNECT_TIMEOUT, async {
+            loop {
+                match Store::open(backend, url).await {
+                    // Workers opening a new SQLite file together: one switching it to WAL
+                    // holds a lock that SQLite reports as busy at once, without waiting for
+                    // its busy timeout. The file is usable a moment later.
+                    Err(StoreError::Sql(error)) if is_sqlite_busy(&error) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    result => return result,
+                }
+            }
+        })
+        .await
+        .map_err(|_elapsed| StoreError::Timeout)?
     }
 
     async fn open(backend: Backend, url: &str) -> Result<Store, StoreError> {
