@@ -20,13 +20,14 @@
 //! count). A call that turns out slow thus holds up only its own thread: the calls behind it
 //! go to the next runner. While calls keep coming, one runner drains them all for one task.
 //!
-//! Measured pinned (nginx on one CPU, the load on the other; `scripts/pool-latency`): quick
-//! calls at 4985/s beside 15/s of 50 ms ones on a pool of 4 threads, the quick calls that took
-//! 40 ms or more went from 21-111 per 100k (fixed batches) to none, p99.9 mixed/alone from
-//! 1.5 to 0.9; hello on the pool: 0.22 context switches and 2.55 system calls a request,
-//! against 0.60 and 3.0 with fixed batches. Posting a runner for every waiting call instead
-//! (up to the thread count) also kept slow calls apart, but most runners found nothing left to
-//! run: 0.95 switches and 3.7 system calls a request, worse than the batches.
+//! Measured pinned (nginx on one CPU, the load on the other; `scripts/pool-latency`) on a
+//! shared 2-CPU machine: quick calls at 4985/s beside 15/s of 50 ms ones on a pool of 4
+//! threads, the quick calls that took 40 ms or more (waiting for a slow one) went from 10-111
+//! per 100k with fixed batches to none in 6 runs of 20 s. Hello on the pool: 0.22 context
+//! switches and 2.55 system calls a request against 0.60 and 3.0, and 0.88 of inline's
+//! requests per CPU second against 0.80. Posting a runner for every waiting call instead (up
+//! to the thread count) kept slow calls apart too, but most runners found nothing left to run:
+//! 0.95 switches and 3.7 system calls a request, worse than the batches.
 //!
 //! The pool's `max_queue` bounds the calls waiting for a thread, counted here since the pool's
 //! own queue only sees the runners: a call that finds it full is answered 503 at once.
