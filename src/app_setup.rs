@@ -77,33 +77,12 @@ unsafe extern "C" fn setup_failed(setup: *const abi::Setup, message: abi::Bytes)
     })
 }
 
-/// How many threads the pool has. nginx keeps the pool's struct private to its .c file, so
-/// this mirrors its layout (unchanged from 1.7.11, when thread pools came, to 1.28) and
-/// trusts it only if the name it reads there is the one the location gave.
+/// How many threads the pool has; 0 if this nginx's pool cannot be read.
 #[cfg(ngx_feature = "threads")]
 fn threads_of(pool: crate::conf::ThreadPool, mount: &LocationConf) -> u32 {
-    use ngx::ffi::{
-        ngx_int_t, ngx_log_t, ngx_str_t, ngx_thread_cond_t, ngx_thread_mutex_t, ngx_uint_t,
-    };
-
-    #[repr(C)]
-    struct ThreadPoolLayout {
-        mtx: ngx_thread_mutex_t,
-        queue: [*mut c_void; 2],
-        waiting: ngx_int_t,
-        cond: ngx_thread_cond_t,
-        log: *mut ngx_log_t,
-        name: ngx_str_t,
-        threads: ngx_uint_t,
-    }
-    // SAFETY: `pool` is a live thread pool of this cycle; only its head, laid out as above,
-    // is read.
-    let layout = unsafe { &*pool.as_ptr().cast::<ThreadPoolLayout>() };
-    let expected = mount.thread_pool_name.as_deref().unwrap_or_default();
-    if layout.name.as_bytes() != expected {
-        return 0;
-    }
-    u32::try_from(layout.threads).unwrap_or(u32::MAX)
+    let name = mount.thread_pool_name.as_deref().unwrap_or_default();
+    crate::thread_pool_size::read(pool, name)
+        .map_or(0, |size| u32::try_from(size.threads).unwrap_or(u32::MAX))
 }
 
 #[cfg(not(ngx_feature = "threads"))]

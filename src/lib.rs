@@ -37,6 +37,8 @@ mod request_hold;
 mod request_id;
 mod response;
 mod status;
+#[cfg(ngx_feature = "threads")]
+mod thread_pool_size;
 mod variables;
 mod worker;
 

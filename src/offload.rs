@@ -41,9 +41,8 @@ use std::time::{Duration, Instant};
 
 use ngx::ffi::{
     ngx_cycle, ngx_event_t, ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_post_event,
-    ngx_posted_events, ngx_str_t, ngx_thread_cond_t, ngx_thread_mutex_t, ngx_thread_pool_t,
-    ngx_thread_task_post, ngx_thread_task_t, ngx_uint_t, NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE,
-    NGX_LOG_ALERT, NGX_OK,
+    ngx_posted_events, ngx_thread_pool_t, ngx_thread_task_post, ngx_thread_task_t, NGX_DONE,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ALERT, NGX_OK,
 };
 use ngx::ngx_log_error;
 use parking_lot::{Mutex, MutexGuard};
@@ -53,6 +52,7 @@ use crate::conf::LocationConf;
 use crate::panic_guard::guard;
 use crate::pending_call::{self, Call, PendingCall};
 use crate::response::INTERNAL_SERVER_ERROR;
+use crate::thread_pool_size::{self, PoolSize};
 
 /// How long a runner keeps its thread while calls keep coming; then it ends and the loop
 /// posts it again, behind the other tasks on the pool (streams pulled on it, say).
@@ -98,13 +98,6 @@ struct Runner {
     task: ngx_thread_task_t,
     shared: Arc<Shared>,
     lane: *const Lane,
-}
-
-/// What the lane takes from the pool's `thread_pool` directive.
-#[derive(Clone, Copy)]
-struct PoolSize {
-    threads: usize,
-    max_queue: usize,
 }
 
 /// This worker's calls for one thread pool. Lives as long as the worker's event loop, the
@@ -269,50 +262,24 @@ impl Lane {
     }
 }
 
-/// The size of `pool` named `name`, read from nginx's private `ngx_thread_pool_t`; nginx's
-/// default thread count and no limit of ours (nginx's own queue limit still holds the runners)
-/// if the struct is not the one every nginx since 1.7.11 has, as its name field tells.
+/// The size of `pool` named `name`; nginx's default thread count and no limit of ours
+/// (nginx's own queue limit still holds the runners) if this nginx's pool cannot be read.
 fn pool_size(pool: NonNull<ngx_thread_pool_t>, name: &[u8]) -> PoolSize {
-    /// `struct ngx_thread_pool_s` of src/core/ngx_thread_pool.c, up to the fields read here.
-    #[repr(C)]
-    struct NginxThreadPool {
-        mtx: ngx_thread_mutex_t,
-        queue: [*mut c_void; 2],
-        waiting: ngx_int_t,
-        cond: ngx_thread_cond_t,
-        log: *mut ngx_log_t,
-        name: ngx_str_t,
-        threads: ngx_uint_t,
-        max_queue: ngx_int_t,
-    }
-    let fields = pool.as_ptr().cast::<NginxThreadPool>();
-    // SAFETY: the pool is nginx's, allocated from the cycle's pool with this layout; these
-    // fields were set while reading the configuration, before the fork, and nginx's threads
-    // only touch the mutex, queue, waiting count and condition.
-    let (pool_name, threads, max_queue) =
-        unsafe { ((*fields).name, (*fields).threads, (*fields).max_queue) };
-    let named = pool_name.len == name.len()
-        && !pool_name.data.is_null()
-        // SAFETY: a pool's name points to `len` bytes of the configuration, as long as the cycle.
-        && unsafe { std::slice::from_raw_parts(pool_name.data, pool_name.len) } == name;
-    match usize::try_from(max_queue) {
-        Ok(max_queue) if named && threads > 0 => PoolSize { threads, max_queue },
-        _ => {
-            let shown = String::from_utf8_lossy(name);
-            // SAFETY: the cycle's log lives as long as the worker.
-            let log = unsafe { (*ngx_cycle).log };
-            ngx_log_error!(
-                NGX_LOG_ALERT,
-                log,
-                "gateway: the size of thread pool \"{shown}\" cannot be read from this nginx; \
-                 up to {UNKNOWN_THREADS} of its threads run calls, and only its own queue limit holds"
-            );
-            PoolSize {
-                threads: UNKNOWN_THREADS,
-                max_queue: usize::MAX,
-            }
+    thread_pool_size::read(pool, name).unwrap_or_else(|| {
+        let shown = String::from_utf8_lossy(name);
+        // SAFETY: the cycle's log lives as long as the worker.
+        let log = unsafe { (*ngx_cycle).log };
+        ngx_log_error!(
+            NGX_LOG_ALERT,
+            log,
+            "gateway: the size of thread pool \"{shown}\" cannot be read from this nginx; \
+             up to {UNKNOWN_THREADS} of its threads run calls, and only its own queue limit holds"
+        );
+        PoolSize {
+            threads: UNKNOWN_THREADS,
+            max_queue: usize::MAX,
         }
-    }
+    })
 }
 
 /// Queues `call` for `pool` and returns what the content handler returns to nginx.
