@@ -386,3 +386,66 @@ fn a_database_that_cannot_be_reached_answers_503_with_the_reason_logged() {
         line.message
     );
 }
+
+/// The child half of the next test: opens the database in `GATEWAY_TEST_RACE_DIR` as a new
+/// worker would, at the wall-clock millisecond `GATEWAY_TEST_RACE_AT`, and says whether its
+/// init saw the file busy.
+#[test]
+fn worker_opening_the_shared_file() {
+    let (Some(dir), Some(at)) = (
+        std::env::var_os("GATEWAY_TEST_RACE_DIR"),
+        std::env::var("GATEWAY_TEST_RACE_AT").ok(),
+    ) else {
+        return;
+    };
+    let at: u128 = at.parse().expect("GATEWAY_TEST_RACE_AT is milliseconds");
+    let log = CapturedLog::new();
+    let config = Config::default()
+        .with_prefix(std::path::PathBuf::from(dir))
+        .with_runs_on(RunsOn::ThreadPool { threads: 1 })
+        .with_logger(log.logger());
+    while unix_millis() < at {
+        std::hint::spin_loop();
+    }
+    Database::open(&config, "race", schema("t")).expect("init");
+    for line in log.lines() {
+        if line.level == LogLevel::Warn {
+            println!("INIT WARNED: {}", line.message);
+        }
+    }
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis()
+}
+
+/// nginx's workers start together and each opens the app's SQLite file: when it is new,
+/// they race to switch it to WAL, and none may come up unable to serve.
+#[test]
+fn workers_opening_a_new_file_together_all_come_up() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let at = unix_millis() + 100;
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", "worker_opening_the_shared_file", "--nocapture"])
+                    .env("GATEWAY_TEST_RACE_DIR", dir.path())
+                    .env("GATEWAY_TEST_RACE_AT", at.to_string())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for worker in workers {
+            let output = worker.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "a worker's init failed:\n{text}");
+            assert!(!text.contains("INIT WARNED"), "{text}");
+        }
+    }
+}

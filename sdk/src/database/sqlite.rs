@@ -3,7 +3,7 @@
 //! several workers queue instead of failing.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, Statement};
@@ -43,10 +43,28 @@ impl r2d2::ManageConnection for Manager {
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    // Kept in the file: once one connection set it, every later one finds it.
-    connection.pragma_update(None, "journal_mode", "wal")?;
+    use_wal(&connection)?;
     connection.pragma_update(None, "foreign_keys", true)?;
     Ok(connection)
+}
+
+/// Switches the file to WAL, kept in the file: once one connection set it, every later one
+/// finds it. Workers opening a new file together race for the switch, and SQLite reports the
+/// loser busy at once, without its busy handler, so the switch is retried here within the
+/// busy timeout.
+fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    loop {
+        match connection.pragma_update(None, "journal_mode", "wal") {
+            Err(error)
+                if error.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// The first connection, at init: an error here is the setting's fault (no such directory,
