@@ -11,7 +11,7 @@ use crate::handler::Handler;
 use crate::host::Host;
 use crate::logging::{self, CallLog, Logger, Target};
 use crate::panic_report;
-use crate::request::{Environ, Request};
+use crate::request::{Environ, Extensions, Request};
 use crate::response::{IntoResponse, ReasonPhrase, Response};
 use crate::response_body::{Chunk, Kind};
 
@@ -281,9 +281,10 @@ where
         )
     };
     let log = CallLog::new(Target::host(host, call));
+    let extensions = Extensions::default();
 
     let outcome = panic_report::catch("handler", || {
-        let request = Request::new(Environ::new(environ), body, &log);
+        let request = Request::new(Environ::new(environ), body, &log, &extensions);
         let response = handler(&request).into_response();
         error::log_reason(&response, &log);
         match response.extensions().get::<Failure>() {

@@ -9,7 +9,7 @@ use crate::abi;
 use crate::error::{self, Failure};
 use crate::handler::Handler;
 use crate::logging::{CallLog, LogLine, Target};
-use crate::request::{Environ, Request};
+use crate::request::{Environ, Extensions, Request};
 use crate::response::Response;
 use crate::response_body::Kind;
 use crate::wire::{self, HeaderEntry};
@@ -105,7 +105,9 @@ impl LocalRequest {
         }];
         let segments: &[abi::BodySegment] = if self.body.is_empty() { &[] } else { &body };
         let log = CallLog::new(log);
-        let response = handler.handle(&Request::new(Environ::new(&pairs), segments, &log));
+        let extensions = Extensions::default();
+        let request = Request::new(Environ::new(&pairs), segments, &log, &extensions);
+        let response = handler.handle(&request);
         error::log_reason(&response, &log);
         response
     }

@@ -73,19 +73,27 @@ pub struct Request<'a> {
     params: Vec<(String, String)>,
     /// Where this request's log lines go: the call's handle, live while the request is.
     log: &'a CallLog,
+    /// Values set during this request, shared by every view of it (a route's view adds only
+    /// its parameters).
+    extensions: &'a Extensions,
 }
+
+/// The store behind [`Request::extensions`], made empty (without allocating) for each call.
+pub(crate) type Extensions = parking_lot::Mutex<http::Extensions>;
 
 impl<'a> Request<'a> {
     pub(crate) fn new(
         environ: Environ<'a>,
         body: &'a [abi::BodySegment],
         log: &'a CallLog,
+        extensions: &'a Extensions,
     ) -> Self {
         Request {
             environ,
             body,
             params: Vec::new(),
             log,
+            extensions,
         }
     }
 
@@ -293,6 +301,26 @@ impl<'a> Request<'a> {
         self.log.logger()
     }
 
+    /// Values kept for this request alone, by type, as Flask's `g`: a hook or layer that ran
+    /// before the handler (loading the user, say) leaves what the handler needs here.
+    ///
+    /// ```
+    /// use gateway::Request;
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// fn greet(request: &Request) -> String {
+    ///     let user = request.extensions().get::<User>().cloned();
+    ///     format!("hello {}\n", user.map_or("stranger".into(), |user| user.0))
+    /// }
+    /// ```
+    ///
+    /// The guard locks the store: let it go before calling code that uses it again.
+    pub fn extensions(&self) -> parking_lot::MutexGuard<'a, http::Extensions> {
+        self.extensions.lock()
+    }
+
     /// A request header by name, case-insensitively (`"user-agent"` reads `HTTP_USER_AGENT`).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.environ.iter().find_map(|(key, value)| {
@@ -347,7 +375,23 @@ mod tests {
             })
             .collect();
         let log = CallLog::new(Target::Stderr);
-        Request::new(Environ::new(&pairs), &[], &log).method()
+        let extensions = Extensions::default();
+        Request::new(Environ::new(&pairs), &[], &log, &extensions).method()
+    }
+
+    #[test]
+    fn extensions_are_shared_by_every_view_of_the_request() {
+        let log = CallLog::new(Target::Stderr);
+        let extensions = Extensions::default();
+        let request = Request::new(Environ::new(&[]), &[], &log, &extensions);
+        request.extensions().insert(7u32);
+        let routed = request.with_params(vec![("id".into(), "1".into())]);
+        assert_eq!(routed.extensions().get::<u32>(), Some(&7));
+        routed.extensions().insert("set by the handler");
+        assert_eq!(
+            request.extensions().get::<&str>(),
+            Some(&"set by the handler")
+        );
     }
 
     #[test]
