@@ -7,13 +7,17 @@
 //! still go to the hook that was there before.
 
 use std::any::Any;
+use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 thread_local! {
     static CATCHING: Cell<bool> = const { Cell::new(false) };
+    /// Set only by the development server: nginx's error log gets the location alone.
+    static TRACING: Cell<bool> = const { Cell::new(false) };
     static LAST_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    static LAST_BACKTRACE: RefCell<Option<Backtrace>> = const { RefCell::new(None) };
 }
 
 /// Runs `body`, turning a panic into "`what` panicked at file:line:column: message".
@@ -23,6 +27,19 @@ pub fn catch<T>(what: &str, body: impl FnOnce() -> T) -> Result<T, String> {
     let result = catch_unwind(AssertUnwindSafe(body));
     CATCHING.set(was_catching);
     result.map_err(|payload| describe(what, &*payload))
+}
+
+/// As [`catch`], also keeping the stack where the panic happened, for the development
+/// server's error page.
+#[cfg(feature = "dev-server")]
+pub fn catch_traced<T>(what: &str, body: impl FnOnce() -> T) -> Result<T, (String, Backtrace)> {
+    let was_tracing = TRACING.replace(true);
+    let result = catch(what, body);
+    TRACING.set(was_tracing);
+    result.map_err(|message| {
+        let backtrace = LAST_BACKTRACE.with(|last| last.borrow_mut().take());
+        (message, backtrace.unwrap_or_else(Backtrace::disabled))
+    })
 }
 
 /// Installs the hook once per app library (each has its own copy of std and of this SDK).
@@ -36,6 +53,10 @@ fn install() {
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
                 LAST_LOCATION.with(|last| *last.borrow_mut() = location);
+                if TRACING.get() {
+                    LAST_BACKTRACE
+                        .with(|last| *last.borrow_mut() = Some(Backtrace::force_capture()));
+                }
             } else {
                 previous(info);
             }
