@@ -46,7 +46,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -370,39 +370,69 @@ impl Instance {
         request.extensions_mut().insert(environ);
         request.extensions_mut().insert(logger.clone());
         let pending = (self.dispatch)(request);
-
-        let (abort, registration) = AbortHandle::new_pair();
-        // Registered before the task exists, so that it is always there to be removed.
-        self.calls.lock().insert(call.key(), abort);
-        let calls = Arc::clone(&self.calls);
         let work = async move {
             let (parts, body) = pending.await?.into_parts();
             Ok::<_, String>((parts, response::prepare(body).await?))
         };
         let work = tracing_bridge::in_request(logger.clone(), work.instrument(span.clone()));
+        let mut work = CatchPanic::new("handler", Box::pin(work));
+
+        // The first poll runs here, on nginx's loop, in the runtime's context (so the service
+        // may spawn, sleep or open sockets): most routes answer without waiting, and then the
+        // call completes before `call` returns, with no hop to the runtime's threads and back.
+        // A future that waits is handed to the runtime, whose first poll registers its wakers
+        // again; the no-op waker of this poll is never needed.
+        let first = {
+            let _entered = self.runtime.enter();
+            Pin::new(&mut work).poll(&mut Context::from_waker(Waker::noop()))
+        };
+        if let Poll::Ready(outcome) = first {
+            complete(host, call, outcome, logger, span, &runtime);
+            return Ok(());
+        }
+
+        let (abort, registration) = AbortHandle::new_pair();
+        // Registered before the task exists, so that it is always there to be removed.
+        self.calls.lock().insert(call.key(), abort);
+        let calls = Arc::clone(&self.calls);
         self.runtime.spawn(async move {
-            let outcome =
-                Abortable::new(CatchPanic::new("handler", Box::pin(work)), registration).await;
+            let outcome = Abortable::new(work, registration).await;
             // The future is dropped by now. Once completed, the call's address may be reused:
             // it is forgotten first.
             calls.lock().remove(&call.key());
-            let (cause, message) = match outcome {
-                Ok(Ok(Ok((parts, body)))) => {
-                    return Outgoing::respond(host, call, parts, body, logger, span, &runtime)
-                }
-                Ok(Ok(Err(message))) => (abi::FAILED, message),
-                Ok(Err(panic)) => (abi::PANICKED, panic),
-                Err(_aborted) => (
-                    abi::FAILED,
+            let outcome = outcome.unwrap_or_else(|_aborted| {
+                Ok(Err(
                     "cancelled: the module stopped waiting, the future is dropped".to_string(),
-                ),
-            };
-            logger.revoke();
-            // SAFETY: the call is not completed yet; the module copies the message.
-            unsafe { host.fail(call.0, cause, message.as_bytes()) };
+                ))
+            });
+            complete(host, call, outcome, logger, span, &runtime);
         });
         Ok(())
     }
+}
+
+/// What a service's future came to: the response, its error, or its panic.
+type Outcome = Result<Result<(http::response::Parts, response::Prepared), String>, String>;
+
+/// Completes `call` with what its future came to.
+fn complete(
+    host: Host,
+    call: CallHandle,
+    outcome: Outcome,
+    logger: Logger,
+    span: tracing::Span,
+    runtime: &tokio::runtime::Handle,
+) {
+    let (cause, message) = match outcome {
+        Ok(Ok((parts, body))) => {
+            return Outgoing::respond(host, call, parts, body, logger, span, runtime)
+        }
+        Ok(Err(message)) => (abi::FAILED, message),
+        Err(panic) => (abi::PANICKED, panic),
+    };
+    logger.revoke();
+    // SAFETY: the call is not completed yet; the module copies the message.
+    unsafe { host.fail(call.0, cause, message.as_bytes()) };
 }
 
 #[doc(hidden)]
