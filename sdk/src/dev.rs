@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(collected.headers[CONTENT_TYPE], "text/html; charset=utf-8");
         let page = page(&collected);
         assert!(page.contains("The app panicked"), "{page}");
-        assert!(page.contains("GET &#x2f;boom?x=&lt;b&gt;"), "escaped: {page}");
+        assert!(
+            page.contains("GET &#x2f;boom?x=&lt;b&gt;"),
+            "escaped: {page}"
+        );
         assert!(page.contains("no &lt;note&gt; here"), "escaped: {page}");
         assert!(page.contains("dev.rs:"), "the panic's place: {page}");
         assert!(page.contains("<h2>Stack</h2>"), "{page}");
@@ -224,6 +227,10 @@ mod tests {
         };
         let collected = answer(&missing, &get("/"));
         assert_eq!(collected.status, StatusCode::NOT_FOUND);
-        assert!(page(&collected).starts_with("no such note"), "{}", page(&collected));
+        assert!(
+            page(&collected).starts_with("no such note"),
+            "{}",
+            page(&collected)
+        );
     }
 }
