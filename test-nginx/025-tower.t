@@ -1,6 +1,6 @@
 # gateway::tower_app!: an axum Router (examples/tower-hello) served in-process on a tokio
-# runtime per worker, completing its calls from the runtime's threads (ABI 1.1 deferred
-# completion): a hello; 2,000 concurrent sleeping requests on one worker, answered together
+# runtime per worker, its futures first polled on nginx's loop and, once they wait, completing
+# their calls from the runtime's threads (ABI 1.1 deferred completion): a hello; 2,000 concurrent sleeping requests on one worker, answered together
 # in about a second while an inline SDK location answers at once (026-tower-load.t: 10,000,
 # and 1 GiB to a slow client in bounded memory); streamed bodies (Body::from_stream, SSE), in
 # pieces and pulled as the client drains; futures and streams dropped promptly when the
@@ -111,6 +111,10 @@ subtest 'hello, the environ extension, a panic, request bodies' => sub {
     my ($worker) = worker_pids($server);
     my $c = get($server, '/t/hello');
     is "$c->{status} $c->{body}", "200 Hello from axum!\n", '/t/hello: the Router answered';
+
+    $c = get($server, '/t/threads');
+    is "$c->{status} $c->{body}", "200 main then tower-hello-tokio\n",
+        'a future is first polled on nginx\'s loop, and goes to the runtime once it waits';
 
     $c = get($server, '/t/environ?x=1', 'X-Foo: bar');
     is $c->{status}, 200, '/t/environ: 200';

@@ -10,9 +10,12 @@
 //!   it may `tokio::spawn` and build connection pools.
 //! - **A request**: on nginx's event loop, the module's call builds an
 //!   `http::Request<`[`Body`]`>` (method, the path below the mount point with the query as
-//!   URI, the headers, and the [`Environ`] and the request's [`Logger`] as extensions), spawns
-//!   the service's future on the runtime and returns at once; the loop never waits for it. The
-//!   task then completes the call from the runtime's threads (ABI 1.1 deferred completion).
+//!   URI, the headers, and the [`Environ`] and the request's [`Logger`] as extensions) and
+//!   polls the service's future once, inside the runtime's context. A future ready at that
+//!   poll (most routes) completes the call there, with no hop between threads; one that
+//!   waits is spawned on the runtime and the loop moves on, never waiting for it: its task
+//!   completes the call from the runtime's threads (ABI 1.1 deferred completion). So, as
+//!   under any tokio server, handlers must not block.
 //! - **The response**: a body that is empty, small and of known size (up to 1 MiB), or whole
 //!   at its first poll is sent as bytes. Any other is streamed: a task polls it one frame at a
 //!   time and polls the next only once nginx took the previous one, so a slow client slows

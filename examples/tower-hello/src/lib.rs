@@ -182,6 +182,25 @@ async fn environ(
     }))
 }
 
+/// Where the handler ran: its first poll on nginx's loop (the worker's main thread, whose id is
+/// the process's), and after it waited, on the runtime's threads (named by the adapter).
+async fn threads() -> String {
+    let name = || {
+        let own = std::fs::read_link("/proc/thread-self").unwrap_or_default();
+        if own.ends_with(format!("task/{}", std::process::id())) {
+            "main".to_string()
+        } else {
+            std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_string()
+        }
+    };
+    let first = name();
+    tokio::task::yield_now().await;
+    format!("{first} then {}\n", name())
+}
+
 async fn panics() -> &'static str {
     panic!("boom from axum")
 }
@@ -207,6 +226,7 @@ fn make(config: &gateway::Config) -> Result<Router, gateway::ConfigError> {
         .route("/stream", get(stream))
         .route("/sse", get(sse))
         .route("/panic", get(panics))
+        .route("/threads", get(threads))
         .route("/trace", get(trace))
         .route("/environ", get(environ))
         .route("/drops", get(drops))
