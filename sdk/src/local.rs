@@ -169,10 +169,8 @@ pub(crate) fn collect(response: Response) -> Collected {
                 }
             }
         }
-        Kind::File(path) => match std::fs::File::open(&path)
-            .and_then(|mut file| file.read_to_end(&mut collected.body))
-        {
-            Ok(_) => {}
+        Kind::File(path) => match read_file(&path, &collected.headers) {
+            Ok(contents) => collected.body = contents,
             Err(error) => {
                 collected.status = match error.kind() {
                     std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -192,4 +190,33 @@ pub(crate) fn collect(response: Response) -> Collected {
         }
     }
     collected
+}
+
+/// A file body as the module sends it: the whole file, or as many bytes from its start as
+/// the app's `Content-Length` says (ABI 1.2), which must not go past its end.
+fn read_file(path: &std::path::Path, headers: &HeaderMap) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .ok_or_else(|| std::io::Error::other("its Content-Length is not a number"))
+        })
+        .transpose()?;
+    let len = match declared {
+        None => size,
+        Some(declared) if declared <= size => declared,
+        Some(declared) => {
+            return Err(std::io::Error::other(format!(
+                "{size} bytes and a Content-Length of {declared}, past its end"
+            )))
+        }
+    };
+    let mut contents = Vec::new();
+    file.take(len).read_to_end(&mut contents)?;
+    Ok(contents)
 }

@@ -383,3 +383,39 @@ fn a_check_runs_as_nginx_runs_it() {
         "{panicked}"
     );
 }
+
+#[test]
+fn a_file_body_honours_the_apps_content_length_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    std::fs::write(&path, b"first line\nsecond line\n").unwrap();
+    let file = path.clone();
+    let client = TestClient::new(move |request: &Request| {
+        let mut response = gateway::IntoResponse::into_response(gateway::Body::file(&file));
+        let query: HashMap<String, String> = request.query().unwrap_or_default();
+        if let Some(length) = query.get("length") {
+            response
+                .headers_mut()
+                .insert(gateway::header::CONTENT_LENGTH, length.parse().unwrap());
+        }
+        response
+    });
+    let whole = client.get("/").send();
+    assert_eq!(whole.body, b"first line\nsecond line\n");
+    assert_eq!(whole.header("content-length"), Some("23"));
+
+    let first = client.get("/?length=11").send();
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body, b"first line\n", "as many bytes as declared");
+
+    let past = client.get("/?length=24").send();
+    assert_eq!(past.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        past.failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("past its end"),
+        "{:?}",
+        past.failure
+    );
+}
