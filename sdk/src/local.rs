@@ -195,7 +195,7 @@ pub(crate) fn collect(response: Response) -> Collected {
 /// A file body as the module sends it: the whole file, or as many bytes from its start as
 /// the app's `Content-Length` says (ABI 1.2), which must not go past its end.
 fn read_file(path: &std::path::Path, headers: &HeaderMap) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
+    let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
