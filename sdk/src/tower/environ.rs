@@ -27,21 +27,23 @@ struct Owned {
 impl Environ {
     /// Copies the module's environ.
     pub(crate) fn copy(pairs: &[abi::Pair]) -> Environ {
-        let views: Vec<(&[u8], &[u8])> = pairs
-            .iter()
-            // SAFETY: the module keeps the environ valid while `call` runs, and this copies it.
-            .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) })
-            .collect();
-        Environ::from_views(&views)
+        Environ::from_views(
+            pairs
+                .iter()
+                // SAFETY: the module keeps the environ valid while `call` runs, and this
+                // copies it.
+                .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) }),
+        )
     }
 
-    fn from_views(views: &[(&[u8], &[u8])]) -> Environ {
-        let total = views
-            .iter()
-            .map(|(name, value)| name.len() + value.len())
-            .sum();
+    /// Copies every pair into one buffer; `views` is walked twice (sizes, then bytes), so
+    /// nothing else is allocated.
+    fn from_views<'v>(views: impl Iterator<Item = (&'v [u8], &'v [u8])> + Clone) -> Environ {
+        let (count, total) = views.clone().fold((0, 0), |(count, total), (name, value)| {
+            (count + 1, total + name.len() + value.len())
+        });
         let mut bytes = Vec::with_capacity(total);
-        let mut entries = Vec::with_capacity(views.len());
+        let mut entries = Vec::with_capacity(count);
         let mut push = |part: &[u8]| {
             let start = bytes.len();
             bytes.extend_from_slice(part);
@@ -58,11 +60,11 @@ impl Environ {
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Environ {
         let pairs: Vec<(N, V)> = pairs.into_iter().collect();
-        let views: Vec<(&[u8], &[u8])> = pairs
-            .iter()
-            .map(|(name, value)| (name.as_ref(), value.as_ref()))
-            .collect();
-        Environ::from_views(&views)
+        Environ::from_views(
+            pairs
+                .iter()
+                .map(|(name, value)| (name.as_ref(), value.as_ref())),
+        )
     }
 
     /// Every entry, in the order the module built them.
@@ -192,14 +194,21 @@ pub(crate) fn header_name(key: &[u8]) -> Option<HeaderName> {
         None if key == b"CONTENT_TYPE" || key == b"CONTENT_LENGTH" => key,
         None => return None,
     };
-    let name: Vec<u8> = cgi
-        .iter()
-        .map(|&byte| match byte {
-            b'_' => b'-',
-            _ => byte.to_ascii_lowercase(),
-        })
-        .collect();
-    HeaderName::from_bytes(&name).ok()
+    // On the stack for any usual name: this runs for every header of every request.
+    let mut buffer = [0u8; 64];
+    let mut long = Vec::new();
+    let name = match buffer.get_mut(..cgi.len()) {
+        Some(name) => name,
+        None => {
+            long.resize(cgi.len(), 0);
+            &mut long[..]
+        }
+    };
+    for (out, &byte) in name.iter_mut().zip(cgi) {
+        *out = if byte == b'_' { b'-' } else { byte };
+    }
+    // from_bytes lowercases as it checks.
+    HeaderName::from_bytes(name).ok()
 }
 
 /// The method (`REQUEST_METHOD`); GET if absent or not a token, which nginx never passes.
@@ -256,6 +265,12 @@ mod tests {
         assert_eq!(header_name(b"CONTENT_LENGTH").unwrap(), "content-length");
         assert!(header_name(b"REMOTE_ADDR").is_none());
         assert!(header_name(b"HTTP_").is_none());
+        // Longer than the stack buffer: built on the heap, the same way.
+        let long = format!("HTTP_X_{}", "LONG_NAME_".repeat(10));
+        assert_eq!(
+            header_name(long.as_bytes()).unwrap(),
+            format!("x-{}", "long-name-".repeat(10)).as_str()
+        );
         let e = environ(&[
             ("HTTP_HOST", "example.org"),
             ("HTTP_ACCEPT", "a, b"),
