@@ -38,6 +38,7 @@ pub fn serve(handler: impl Handler, address: &str) -> io::Result<()> {
             method: request.method().as_str().to_string(),
             uri: request.url().to_string(),
             script_name: String::new(),
+            https: false,
             protocol: if request.http_version() == &tiny_http::HTTPVersion(1, 0) {
                 "HTTP/1.0"
             } else {
