@@ -60,15 +60,16 @@ const DEFAULT_COOKIE_NAME: &str = "session";
 ///
 /// The cookie is `session`, `HttpOnly`, `SameSite=Lax`, with the app's mount point as its
 /// path (`SCRIPT_NAME`, "/" at the root) and `Secure` for a request over HTTPS; it lasts
-/// until the browser closes. It is written only when a handler changed the session, and
-/// removed when the session was emptied. A cookie that does not decrypt (changed by the
+/// until the browser closes. The cookie is read only for a handler that asks for the session,
+/// whose response then has `Vary: Cookie`; it is written only when a handler changed the
+/// session, and removed when the session was emptied. A cookie that does not decrypt (changed by the
 /// client, or made with another key) reads as an empty session, with an `info` line in the
 /// log. A session whose cookie would exceed [`MAX_SESSION_COOKIE_LEN`] is not sent: the
 /// response becomes a 500 with the reason in the error log.
 #[derive(Clone)]
 pub struct Sessions {
     key: Arc<Key>,
-    cookie_name: String,
+    cookie_name: Arc<str>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -87,7 +88,7 @@ impl Sessions {
         let secret = secret_key(config)?;
         Ok(Sessions {
             key: Arc::new(Key::derive_from(secret.as_bytes())),
-            cookie_name: DEFAULT_COOKIE_NAME.to_string(),
+            cookie_name: DEFAULT_COOKIE_NAME.into(),
         })
     }
 
@@ -107,13 +108,14 @@ impl Sessions {
 
     /// The same sessions, in a cookie of another name than `session` (two apps on one host
     /// with the same mount point need distinct names).
-    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_cookie_name(mut self, name: &str) -> Self {
         self.cookie_name = name.into();
         self
     }
 
-    /// `handler` with sessions: the session is read from the request's cookie before it runs
-    /// and its cookie written on the response after, when changed.
+    /// `handler` with sessions: the session is read from the request's cookie when a handler
+    /// first asks for it ([`Session::of`]), and its cookie written on the response after,
+    /// when changed.
     pub fn wrap<H: Handler>(&self, handler: H) -> WithSessions<H> {
         WithSessions {
             sessions: self.clone(),
@@ -126,7 +128,7 @@ impl Sessions {
         let Some(raw) = request.cookie(&self.cookie_name) else {
             return Map::new();
         };
-        let sealed = Cookie::new(self.cookie_name.clone(), raw.to_string());
+        let sealed = Cookie::new(self.cookie_name.to_string(), raw.to_string());
         let Some(opened) = CookieJar::new().private(&self.key).decrypt(sealed) else {
             request.log(
                 LogLevel::Info,
@@ -160,13 +162,15 @@ impl Sessions {
             mount => mount.to_string(),
         };
         let mut cookie = if values.is_empty() {
-            Cookie::build(self.cookie_name.clone()).removal().build()
+            Cookie::build(self.cookie_name.to_string())
+                .removal()
+                .build()
         } else {
             let mut jar = CookieJar::new();
             // A map of JSON values always serializes.
             let json = Value::Object(values.clone()).to_string();
             jar.private_mut(&self.key)
-                .add(Cookie::new(self.cookie_name.clone(), json));
+                .add(Cookie::new(self.cookie_name.to_string(), json));
             jar.get(&self.cookie_name)
                 .cloned()
                 .ok_or_else(|| Error::internal("the private jar kept no session cookie"))?
@@ -209,12 +213,21 @@ pub struct WithSessions<H> {
 impl<H: Handler> Handler for WithSessions<H> {
     fn handle(&self, request: &Request<'_>) -> Response {
         let session = Session(Arc::new(Mutex::new(State {
-            values: self.sessions.load(request),
+            sessions: self.sessions.clone(),
+            loaded: false,
+            values: Map::new(),
             modified: false,
         })));
         request.extensions().insert(session.clone());
         let mut response = self.inner.handle(request);
         let state = session.0.lock();
+        if !state.loaded {
+            return response;
+        }
+        // The answer depends on the cookie: a shared cache must not give it to another user.
+        response
+            .headers_mut()
+            .append(http::header::VARY, http::HeaderValue::from_static("Cookie"));
         if !state.modified
             || (state.values.is_empty() && request.cookie(&self.sessions.cookie_name).is_none())
         {
@@ -261,6 +274,9 @@ impl<H: Handler> Handler for WithSessions<H> {
 pub struct Session(Arc<Mutex<State>>);
 
 struct State {
+    sessions: Sessions,
+    /// Whether a handler asked for the session, which is then read from the cookie.
+    loaded: bool,
     values: Map<String, Value>,
     modified: bool,
 }
@@ -275,7 +291,7 @@ impl Session {
     /// The session of `request`; an error (a 500, logged) when the handler is not wrapped by
     /// [`Sessions::wrap`].
     pub fn of(request: &Request<'_>) -> Result<Session, Error> {
-        request
+        let session = request
             .extensions()
             .get::<Session>()
             .cloned()
@@ -283,7 +299,14 @@ impl Session {
                 Error::internal(
                     "no session for this request: wrap the app's handler with Sessions::wrap",
                 )
-            })
+            })?;
+        let mut state = session.0.lock();
+        if !state.loaded {
+            state.values = state.sessions.load(request);
+            state.loaded = true;
+        }
+        drop(state);
+        Ok(session)
     }
 
     /// The value of `key` as `T`; `None` when absent, an error (a 500, logged) when the value

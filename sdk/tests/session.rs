@@ -139,6 +139,18 @@ fn the_cookie_is_written_only_when_the_session_changed() {
 }
 
 #[test]
+fn the_cookie_is_read_only_for_handlers_that_ask_for_the_session() {
+    let client = TestClient::new(app());
+    client.set_cookie(("session", "tampered"));
+    let untouched = client.get("/nothing").send();
+    assert!(untouched.log.is_empty(), "{:?}", untouched.log);
+    assert_eq!(untouched.header("vary"), None);
+    let read = client.get("/").send();
+    assert_eq!(read.log.len(), 1, "{:?}", read.log);
+    assert_eq!(read.header("vary"), Some("Cookie"));
+}
+
+#[test]
 fn a_tampered_cookie_reads_as_an_empty_session() {
     let client = TestClient::new(app());
     client.post("/login").send();
