@@ -62,10 +62,13 @@ const DEFAULT_COOKIE_NAME: &str = "session";
 /// path (`SCRIPT_NAME`, "/" at the root) and `Secure` for a request over HTTPS; it lasts
 /// until the browser closes. The cookie is read only for a handler that asks for the session,
 /// whose response then has `Vary: Cookie`; it is written only when a handler changed the
-/// session, and removed when the session was emptied. A cookie that does not decrypt (changed by the
-/// client, or made with another key) reads as an empty session, with an `info` line in the
-/// log. A session whose cookie would exceed [`MAX_SESSION_COOKIE_LEN`] is not sent: the
+/// session, and removed when the session was emptied. A cookie that does not decrypt (changed
+/// by the client, or made with another key) reads as an empty session, with an `info` line in
+/// the log. A session whose cookie would exceed [`MAX_SESSION_COOKIE_LEN`] is not sent: the
 /// response becomes a 500 with the reason in the error log.
+///
+/// The key is the setting's bytes as given; make it random, e.g. with `openssl rand -hex 32`.
+/// Changing it ends every session.
 #[derive(Clone)]
 pub struct Sessions {
     key: Arc<Key>,
@@ -132,9 +135,7 @@ impl Sessions {
         let Some(opened) = CookieJar::new().private(&self.key).decrypt(sealed) else {
             request.log(
                 LogLevel::Info,
-                format_args!(
-                    "session cookie ignored: it does not decrypt with this secret_key (changed by the client, or made with another key)"
-                ),
+                "session cookie ignored: it does not decrypt with this secret_key (changed by the client, or made with another key)",
             );
             return Map::new();
         };
