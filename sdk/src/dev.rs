@@ -102,6 +102,7 @@ pub fn serve(handler: impl Handler, address: &str) -> io::Result<()> {
             method: request.method().as_str().to_string(),
             uri: request.url().to_string(),
             script_name: String::new(),
+            https: false,
             protocol: if request.http_version() == &tiny_http::HTTPVersion(1, 0) {
                 "HTTP/1.0"
             } else {
@@ -173,6 +174,7 @@ mod tests {
             remote: ("127.0.0.1".into(), 40000),
             server: ("localhost".into(), 8000),
             runs_on: "dev_server",
+            https: false,
         }
     }
 

@@ -14,8 +14,10 @@
 //!
 //! An app may build its state from the location's settings ([`Config`]) and have nginx check
 //! them at `nginx -t` (see [`app!`]), log to nginx's error log ([`Logger`],
-//! [`Request::log`]), be tested without nginx ([`testing`]), and keep its state in a database
-//! every worker shares ([`database`], with the `database` feature).
+//! [`Request::log`]), be tested without nginx ([`testing`]), keep its state in a database
+//! every worker shares ([`database`], with the `database` feature) and each user's in an
+//! encrypted cookie ([`Sessions`], with [`Session::flash`] messages), and set cookies
+//! ([`SetCookies`]).
 
 #![warn(missing_docs)]
 
@@ -26,6 +28,7 @@ pub mod database;
 pub mod dev;
 mod error;
 mod export;
+mod flash;
 mod handler;
 mod host;
 mod local;
@@ -36,6 +39,8 @@ mod request_body;
 mod response;
 mod response_body;
 mod router;
+mod session;
+mod set_cookie;
 mod templates;
 pub mod testing;
 #[cfg(feature = "tower")]
@@ -43,6 +48,7 @@ pub mod tower;
 
 pub use config::{Config, ConfigError, RunsOn};
 pub use error::Error;
+pub use flash::Flash;
 pub use gateway_abi as abi;
 pub use gateway_abi::wire;
 pub use handler::Handler;
@@ -53,6 +59,10 @@ pub use request_body::RequestBody;
 pub use response::{internal_redirect, Html, IntoResponse, Json, ReasonPhrase, Redirect, Response};
 pub use response_body::{Body, Chunk};
 pub use router::{delete, get, options, patch, post, put, MethodRouter, RouteHandler, Router};
+pub use session::{
+    Session, Sessions, WithSessions, MAX_SESSION_COOKIE_LEN, MIN_SECRET_KEY_LEN, SECRET_KEY_SETTING,
+};
+pub use set_cookie::SetCookies;
 pub use templates::Templates;
 pub use {cookie, http, minijinja, parking_lot, serde, serde_json};
 

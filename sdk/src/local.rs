@@ -25,6 +25,8 @@ pub(crate) struct LocalRequest {
     pub body: Vec<u8>,
     pub remote: (String, u16),
     pub server: (String, u16),
+    /// Whether it came over TLS: the scheme is `https` and `HTTPS` is `on`.
+    pub https: bool,
     pub runs_on: &'static str,
 }
 
@@ -37,6 +39,7 @@ impl LocalRequest {
             wire::split_mount_point(&decoded, self.script_name.trim_end_matches('/').as_bytes());
         let (script_name, path_info) = (script_name.to_vec(), path_info.to_vec());
         let text = |value: &str| value.as_bytes().to_vec();
+        let scheme = if self.https { "https" } else { "http" };
         let mut environ = vec![
             (text("REQUEST_METHOD"), text(&self.method)),
             (text("REQUEST_URI"), text(&self.uri)),
@@ -48,11 +51,14 @@ impl LocalRequest {
             (text("SERVER_PORT"), text(&self.server.1.to_string())),
             (text("REMOTE_ADDR"), text(&self.remote.0)),
             (text("REMOTE_PORT"), text(&self.remote.1.to_string())),
-            (text("REQUEST_SCHEME"), text("http")),
-            (text("gateway.url_scheme"), text("http")),
+            (text("REQUEST_SCHEME"), text(scheme)),
+            (text("gateway.url_scheme"), text(scheme)),
             (text("gateway.version"), text(crate::SDK_VERSION)),
             (text("gateway.runs_on"), text(self.runs_on)),
         ];
+        if self.https {
+            environ.push((text("HTTPS"), text("on")));
+        }
         let has_body = !self.body.is_empty()
             || self.headers.iter().any(|(name, _)| {
                 name.eq_ignore_ascii_case("content-length")

@@ -14,6 +14,24 @@
 //! assert_eq!(response.text(), "Hello, World!\n");
 //! ```
 //!
+//! The client keeps the cookies the app sets, as a browser does, and sends them back with
+//! later requests under their path: a login flow tests as it runs.
+//!
+//! ```
+//! use gateway::testing::TestClient;
+//! use gateway::{Request, SetCookies};
+//!
+//! fn app(request: &Request) -> (SetCookies, String) {
+//!     let seen = request.cookie("seen").is_some();
+//!     (SetCookies::new().add(("seen", "yes")), format!("seen before: {seen}\n"))
+//! }
+//!
+//! let client = TestClient::new(app);
+//! assert_eq!(client.get("/").send().text(), "seen before: false\n");
+//! assert_eq!(client.get("/").send().text(), "seen before: true\n");
+//! assert_eq!(client.cookie("seen").as_deref(), Some("yes"));
+//! ```
+//!
 //! What a request logs is in its response's [`log`](TestResponse::log); what an init logs,
 //! in a [`CapturedLog`]; [`check`] runs a configuration check as `nginx -t` would:
 //!
@@ -43,8 +61,11 @@
 //! );
 //! ```
 
+mod cookie_store;
+
 use std::sync::Arc;
 
+use cookie::Cookie;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -53,6 +74,7 @@ use crate::config::{Config, ConfigError};
 use crate::handler::Handler;
 use crate::local::{collect, LocalRequest};
 use crate::logging::{Logger, Target};
+use cookie_store::CookieStore;
 
 pub use crate::local::Collected as TestResponse;
 pub use crate::logging::LogLine;
@@ -90,10 +112,11 @@ impl CapturedLog {
     }
 }
 
-/// An app under test.
+/// An app under test, and the cookies it set (see [`TestClient::cookie`]).
 pub struct TestClient {
     handler: Box<dyn Handler>,
     script_name: String,
+    cookies: CookieStore,
 }
 
 impl TestClient {
@@ -102,7 +125,20 @@ impl TestClient {
         TestClient {
             handler: Box::new(handler),
             script_name: String::new(),
+            cookies: CookieStore::default(),
         }
+    }
+
+    /// The value of the cookie `name` the client keeps (the one of the longest path, if the
+    /// app set several); `None` once the app removed it.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.get(name)
+    }
+
+    /// Keeps `cookie` as if the app had set it (without a path: for every path), e.g. one
+    /// changed by the test; it goes with later requests.
+    pub fn set_cookie(&self, cookie: impl Into<Cookie<'static>>) {
+        self.cookies.set(cookie.into(), "/");
     }
 
     /// As if mounted at `script_name` (`location /api/` gives "/api"): requested paths start
@@ -156,6 +192,7 @@ impl TestClient {
                 body: Vec::new(),
                 remote: ("127.0.0.1".into(), 40000),
                 server: ("localhost".into(), 80),
+                https: false,
                 runs_on: "test",
             },
         }
@@ -175,6 +212,14 @@ impl TestRequest<'_> {
         self.request
             .headers
             .push((name.to_string(), value.as_bytes().to_vec()));
+        self
+    }
+
+    /// Sends the request over HTTPS, as nginx would pass it from a `listen ... ssl` server:
+    /// the scheme is `https`, `HTTPS` is `on`, the port 443; `Secure` cookies go with it.
+    pub fn https(mut self) -> Self {
+        self.request.https = true;
+        self.request.server.1 = 443;
         self
     }
 
@@ -204,13 +249,31 @@ impl TestRequest<'_> {
 
     /// Calls the app; panics in it reach the test, as they should. The response's `log` has
     /// what the app logged for the request, from its stream too.
-    pub fn send(self) -> TestResponse {
+    /// The client's cookies for the request's path go with it, and the response's
+    /// `Set-Cookie` headers update them.
+    pub fn send(mut self) -> TestResponse {
+        let path = self
+            .request
+            .uri
+            .split_once('?')
+            .map_or(self.request.uri.as_str(), |(path, _)| path)
+            .to_string();
+        if let Some(cookies) = self.client.cookies.header(&path, self.request.https) {
+            self.request
+                .headers
+                .push(("Cookie".into(), cookies.into_bytes()));
+        }
         let log = CapturedLog::new();
         let response = self
             .request
             .call(self.client.handler.as_ref(), Target::Capture(log.0.clone()));
         let mut collected = collect(response);
         collected.log = log.lines();
+        let set_cookies = collected.headers.get_all(http::header::SET_COOKIE);
+        self.client.cookies.update(
+            &path,
+            set_cookies.iter().filter_map(|value| value.to_str().ok()),
+        );
         collected
     }
 }
@@ -229,6 +292,30 @@ impl TestResponse {
     /// A response header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The cookies the response sets, one per `Set-Cookie` header, in order (a header that
+    /// does not parse is left out).
+    ///
+    /// ```
+    /// use gateway::cookie::Cookie;
+    /// use gateway::testing::TestClient;
+    /// use gateway::SetCookies;
+    ///
+    /// let client = TestClient::new(|_: &gateway::Request| {
+    ///     (SetCookies::new().add(Cookie::build(("a", "1")).path("/docs")), "")
+    /// });
+    /// let cookies = client.get("/").send().set_cookies();
+    /// assert_eq!(cookies[0].name_value(), ("a", "1"));
+    /// assert_eq!(cookies[0].path(), Some("/docs"));
+    /// ```
+    pub fn set_cookies(&self) -> Vec<Cookie<'static>> {
+        self.headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|value| Cookie::parse(value.to_string()).ok())
+            .collect()
     }
 
     /// Whether the status is 2xx.
