@@ -277,8 +277,10 @@ impl<S> Router<S> {
     /// Serves the routes of `router` below `prefix` ("/api": its route "/notes" answers
     /// "/api/notes", its route "/" both "/api" and "/api/"), as Flask's blueprints. Its hooks,
     /// layers and error handlers apply to its routes alone, and to the requests below
-    /// `prefix` no route matches; this router's apply to them too, around its. Its names get
-    /// its [blueprint](Router::blueprint) name in front. Panics on a prefix that is not
+    /// `prefix` no route matches; this router's apply to them too, around its. Its handlers
+    /// get this router's state (the state of a nested router made with
+    /// [`Router::with_state`] is not used). Its names get its [blueprint](Router::blueprint)
+    /// name in front. Panics on a prefix that is not
     /// "/" and a path without parameters, or on a route or name that conflicts.
     ///
     /// ```

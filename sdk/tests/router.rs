@@ -567,3 +567,26 @@ fn url_for_works_in_templates_rendered_for_the_request() {
     let reason = broken.failure.unwrap();
     assert!(reason.contains("no route is named \"nosuch\""), "{reason}");
 }
+
+#[test]
+fn errors_from_hooks_and_layers_go_to_the_error_handlers() {
+    let app = Router::new()
+        .route("/", get(|_: &Request| "hi\n"))
+        .layer(|request: &Request, next: Next| -> Result<Response, Error> {
+            match request.header("x-layer-fails") {
+                Some(_) => Err(Error::status(StatusCode::TOO_MANY_REQUESTS, "slow down")),
+                None => Ok(next.run(request)),
+            }
+        })
+        .before(|request: &Request| match request.cookie("user") {
+            Some(_) => Ok(()),
+            None => Err(Error::status(StatusCode::UNAUTHORIZED, "log in")),
+        })
+        .on_error(describe);
+    let client = TestClient::new(app);
+    assert_eq!(client.get("/").send().text(), "status: 401\n");
+    let limited = client.get("/").header("X-Layer-Fails", "1").send();
+    assert_eq!(limited.text(), "status: 429\n");
+    let admitted = client.get("/").header("Cookie", "user=ada").send();
+    assert_eq!(admitted.text(), "hi\n");
+}
