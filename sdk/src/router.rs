@@ -280,8 +280,8 @@ impl<S> Router<S> {
     /// `prefix` no route matches; this router's apply to them too, around its. Its handlers
     /// get this router's state (the state of a nested router made with
     /// [`Router::with_state`] is not used). Its names get its [blueprint](Router::blueprint)
-    /// name in front. Panics on a prefix that is not
-    /// "/" and a path without parameters, or on a route or name that conflicts.
+    /// name in front. Panics on a prefix that does not start with "/", ends with one or has
+    /// parameters, or on a route or name that conflicts.
     ///
     /// ```
     /// use gateway::{get, Request, Router};
@@ -291,7 +291,7 @@ impl<S> Router<S> {
     /// ```
     pub fn nest(mut self, prefix: &str, router: Router<S>) -> Self {
         if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains(['{', '}']) {
-            panic!("nest {prefix:?}: a prefix is \"/\" and a path without parameters, as \"/api\"");
+            panic!("nest {prefix:?}: a prefix is a path without parameters, as \"/api\"");
         }
         let Router {
             paths,
@@ -340,10 +340,9 @@ impl<S> Router<S> {
     /// struct User(String);
     ///
     /// fn load_user(request: &Request) -> Result<(), Redirect> {
-    ///     match request.cookie("user") {
-    ///         Some(name) => Ok(drop(request.extensions().insert(User(name.into())))),
-    ///         None => Err(Redirect::to("/login")),
-    ///     }
+    ///     let name = request.cookie("user").ok_or_else(|| Redirect::to("/login"))?;
+    ///     request.extensions().insert(User(name.into()));
+    ///     Ok(())
     /// }
     ///
     /// fn home(request: &Request) -> String {
