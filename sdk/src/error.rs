@@ -2,6 +2,8 @@
 //! failures a 500 whose reason goes to nginx's error log (with the app and request id), never
 //! to the client.
 
+use std::sync::Arc;
+
 use http::StatusCode;
 
 use crate::response::{IntoResponse, Response};
@@ -110,13 +112,46 @@ pub(crate) fn log_reason(response: &Response, log: &crate::logging::CallLog) {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
+/// Marks a response made from an [`Error`], so that the router's error handlers can see which
+/// error it was.
+#[derive(Debug, Clone)]
+struct Raised(Arc<Error>);
+
+/// Takes the error `response` was made from, if it was made from one.
+pub(crate) fn take_raised(response: &mut Response) -> Option<Arc<Error>> {
+    response
+        .extensions_mut()
+        .remove::<Raised>()
+        .map(|Raised(error)| error)
+}
+
+/// `answer`, an app's page for the error `default` was made from, keeping the reason
+/// `default` would have logged: a failure answered with the app's own page is still logged.
+pub(crate) fn answer_in_place_of(default: &Response, mut answer: Response) -> Response {
+    // An error the error handler returns is answered as is, not handled again.
+    take_raised(&mut answer);
+    let extensions = default.extensions();
+    let reason = match extensions.get::<Failure>() {
+        Some(Failure(reason)) => Some(reason),
+        None => extensions
+            .get::<LoggedReason>()
+            .map(|LoggedReason(reason)| reason),
+    };
+    if let Some(reason) = reason {
+        answer.extensions_mut().insert(LoggedReason(reason.clone()));
+    }
+    answer
+}
+
+impl Error {
+    fn default_response(&self) -> Response {
         let status = self.status_code();
         if let Error::Unavailable(reason) = self {
             let mut response =
                 (status, "The service is unavailable; try again later.\n").into_response();
-            response.extensions_mut().insert(LoggedReason(reason));
+            response
+                .extensions_mut()
+                .insert(LoggedReason(reason.clone()));
             return response;
         }
         // An app's own `Error::status` is a deliberate answer, whatever its class; the other
@@ -127,5 +162,13 @@ impl IntoResponse for Error {
             return response;
         }
         (status, format!("{self}\n")).into_response()
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let mut response = self.default_response();
+        response.extensions_mut().insert(Raised(Arc::new(self)));
+        response
     }
 }

@@ -45,6 +45,7 @@ mod templates;
 pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
+mod url_for;
 
 pub use config::{Config, ConfigError, RunsOn};
 pub use error::Error;
@@ -58,7 +59,10 @@ pub use request::{Environ, Request};
 pub use request_body::RequestBody;
 pub use response::{internal_redirect, Html, IntoResponse, Json, ReasonPhrase, Redirect, Response};
 pub use response_body::{Body, Chunk};
-pub use router::{delete, get, options, patch, post, put, MethodRouter, RouteHandler, Router};
+pub use router::{
+    delete, get, options, patch, post, put, AfterHook, BeforeHook, ErrorHandler, Layer,
+    MethodRouter, Next, RouteHandler, Router,
+};
 pub use session::{
     Session, Sessions, WithSessions, MAX_SESSION_COOKIE_LEN, MIN_SECRET_KEY_LEN, SECRET_KEY_SETTING,
 };

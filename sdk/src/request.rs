@@ -1,5 +1,8 @@
 //! The request as an app sees it: the gateway environ, with typed views on top.
 
+use std::fmt::Display;
+use std::sync::Arc;
+
 use http::header::{HeaderName, HeaderValue};
 
 use serde::de::DeserializeOwned;
@@ -8,6 +11,7 @@ use crate::abi;
 use crate::error::Error;
 use crate::logging::{CallLog, LogLevel, Logger};
 use crate::request_body::RequestBody;
+use crate::url_for::RouteNames;
 
 #[doc = include_str!("../ENVIRON.md")]
 #[derive(Clone, Copy)]
@@ -76,6 +80,8 @@ pub struct Request<'a> {
     /// Values set during this request, shared by every view of it (a route's view adds only
     /// its parameters).
     extensions: &'a Extensions,
+    /// The named routes of the router that routed this view, for [`Request::url_for`].
+    routes: Option<&'a Arc<RouteNames>>,
 }
 
 /// The store behind [`Request::extensions`], made empty (without allocating) for each call.
@@ -94,14 +100,61 @@ impl<'a> Request<'a> {
             params: Vec::new(),
             log,
             extensions,
+            routes: None,
         }
     }
 
-    pub(crate) fn with_params(&self, params: Vec<(String, String)>) -> Self {
+    /// The view of this request a router's route gets: its path parameters, and the router's
+    /// named routes, borrowed.
+    pub(crate) fn routed<'r>(
+        &self,
+        params: Vec<(String, String)>,
+        routes: &'r Arc<RouteNames>,
+    ) -> Request<'r>
+    where
+        'a: 'r,
+    {
         Request {
+            environ: self.environ,
+            body: self.body,
             params,
-            ..self.clone()
+            log: self.log,
+            extensions: self.extensions,
+            routes: Some(routes),
         }
+    }
+
+    /// The named routes of the router that routed this request, if one did.
+    pub(crate) fn route_names(&self) -> Option<&'a Arc<RouteNames>> {
+        self.routes
+    }
+
+    /// The URL of the route named `name` (Flask's `url_for`), for links and redirects: the
+    /// mount point (`SCRIPT_NAME`), the prefixes of the nested routers it is in, and its path
+    /// with `params` filling its parameters, percent-encoded; the `params` its path does not
+    /// name go to the query string. An unknown name or a missing parameter is a programming
+    /// error: an [`Error::Internal`], a logged 500.
+    ///
+    /// ```
+    /// use gateway::testing::TestClient;
+    /// use gateway::{get, Error, Request, Router};
+    ///
+    /// fn note(request: &Request) -> Result<String, Error> {
+    ///     let id = request.param("id").unwrap_or("0");
+    ///     request.url_for("note", &[("id", &id), ("page", &2)])
+    /// }
+    ///
+    /// let app = Router::new().route_named("note", "/notes/{id}", get(note));
+    /// let client = TestClient::new(app).mounted_at("/app");
+    /// assert_eq!(client.get("/app/notes/a%20b").send().text(), "/app/notes/a%20b?page=2");
+    /// ```
+    pub fn url_for(&self, name: &str, params: &[(&str, &dyn Display)]) -> Result<String, Error> {
+        crate::url_for::url_for(
+            self.routes.map(|routes| &**routes),
+            self.script_name(),
+            name,
+            params,
+        )
     }
 
     /// A path parameter of the matched route: `{id}` in `/users/{id}`.
@@ -385,7 +438,8 @@ mod tests {
         let extensions = Extensions::default();
         let request = Request::new(Environ::new(&[]), &[], &log, &extensions);
         request.extensions().insert(7u32);
-        let routed = request.with_params(vec![("id".into(), "1".into())]);
+        let routes = Arc::default();
+        let routed = request.routed(vec![("id".into(), "1".into())], &routes);
         assert_eq!(routed.extensions().get::<u32>(), Some(&7));
         routed.extensions().insert("set by the handler");
         assert_eq!(

@@ -3,12 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
+use minijinja::value::{merge_maps, Kwargs, Serde, Value};
 use minijinja::Environment;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
 use crate::error::Error;
+use crate::request::Request;
 use crate::response::Html;
+use crate::url_for::url_for;
 
 /// A directory of templates.
 ///
@@ -78,6 +81,52 @@ impl Templates {
     /// refused) with `context`. A refused name or one that names no template is a 404; any
     /// other failure a 500 logged with the template's name and line.
     pub fn render(&self, name: &str, context: impl Serialize) -> Result<Html<String>, Error> {
+        self.render_value(name, Value::from(Serde(context)))
+    }
+
+    /// Renders template `name` as [`Templates::render`] does, for `request`: the template may
+    /// call `url_for(name, key=value, ...)`, the URL of a named route as
+    /// [`Request::url_for`] builds it (the keys its path does not name go to the query
+    /// string). A `url_for` that fails (an unknown name, a missing parameter) fails the
+    /// render: a logged 500. A `url_for` in `context` takes its place.
+    ///
+    /// ```no_run
+    /// # use gateway::{Error, Html, Request, Templates};
+    /// // index.html: <a href="{{ url_for('note', id=id) }}">{{ title }}</a>
+    /// fn index(request: &Request, templates: &Templates) -> Result<Html<String>, Error> {
+    ///     let context = gateway::minijinja::context! { id => 7, title => "Groceries" };
+    ///     templates.render_for(request, "index.html", context)
+    /// }
+    /// ```
+    pub fn render_for(
+        &self,
+        request: &Request<'_>,
+        name: &str,
+        context: impl Serialize,
+    ) -> Result<Html<String>, Error> {
+        let routes = request.route_names().cloned();
+        let script_name = request.script_name().to_string();
+        let url_for = move |route: &str, kwargs: Kwargs| {
+            let values = kwargs
+                .args()
+                .map(|key| Ok((key, kwargs.get::<Value>(key)?)))
+                .collect::<Result<Vec<_>, minijinja::Error>>()?;
+            let params: Vec<(&str, &dyn std::fmt::Display)> = values
+                .iter()
+                .map(|(key, value)| (*key, value as &dyn std::fmt::Display))
+                .collect();
+            url_for(routes.as_deref(), &script_name, route, &params).map_err(|error| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.to_string())
+            })
+        };
+        let context = merge_maps([
+            Value::from(Serde(context)),
+            minijinja::context! { url_for => Value::from_function(url_for) },
+        ]);
+        self.render_value(name, context)
+    }
+
+    fn render_value(&self, name: &str, context: Value) -> Result<Html<String>, Error> {
         if !is_safe_name(name) {
             return Err(Error::status(http::StatusCode::NOT_FOUND, "no such page"));
         }
@@ -92,9 +141,7 @@ impl Templates {
                 }
                 _ => Error::from(error),
             })?;
-        Ok(Html(template.render(minijinja::Value::from(
-            minijinja::value::Serde(context),
-        ))?))
+        Ok(Html(template.render(context)?))
     }
 }
 
