@@ -11,6 +11,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::Error;
 use crate::request::Request;
 use crate::response::Html;
+use crate::session::Session;
 use crate::url_for::url_for;
 
 /// A directory of templates.
@@ -88,7 +89,10 @@ impl Templates {
     /// call `url_for(name, key=value, ...)`, the URL of a named route as
     /// [`Request::url_for`] builds it (the keys its path does not name go to the query
     /// string). A `url_for` that fails (an unknown name, a missing parameter) fails the
-    /// render: a logged 500. A `url_for` in `context` takes its place.
+    /// render: a logged 500. For an app wrapped in [`Sessions`](crate::Sessions), it may also
+    /// call `get_flashed_messages()`: the [`flash`](crate::Session::flash)ed messages, each with
+    /// its `category` and `message`, taken from the session as they are shown (an empty list
+    /// without sessions). A `url_for` or `get_flashed_messages` in `context` takes its place.
     ///
     /// ```no_run
     /// # use gateway::{Error, Html, Request, Templates};
@@ -119,9 +123,30 @@ impl Templates {
                 minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.to_string())
             })
         };
+        // Flask's get_flashed_messages, for an app wrapped in Sessions: the messages, each
+        // `{category, message}`, taken from the session as they are shown.
+        let has_sessions = request.extensions().get::<Session>().is_some();
+        // Through `of`, which reads the cookie on first use.
+        let session = if has_sessions {
+            Some(Session::of(request)?)
+        } else {
+            None
+        };
+        let get_flashed_messages = move || match &session {
+            Some(session) => session
+                .take_flashes()
+                .map(|flashes| Value::from(Serde(flashes)))
+                .map_err(|error| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.to_string())
+                }),
+            None => Ok(Value::from(Vec::<Value>::new())),
+        };
         let context = merge_maps([
             Value::from(Serde(context)),
-            minijinja::context! { url_for => Value::from_function(url_for) },
+            minijinja::context! {
+                url_for => Value::from_function(url_for),
+                get_flashed_messages => Value::from_function(get_flashed_messages),
+            },
         ]);
         self.render_value(name, context)
     }

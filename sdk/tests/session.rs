@@ -338,3 +338,36 @@ fn a_value_of_another_type_is_a_server_error() {
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(response.failure.unwrap().contains("session value \"user\""));
 }
+
+#[test]
+fn templates_rendered_for_the_request_show_the_flashes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("page.html"),
+        "{% for flash in get_flashed_messages() %}[{{ flash.category }}] {{ flash.message }}\n{% endfor %}.",
+    )
+    .unwrap();
+    let templates = gateway::Templates::new(dir.path()).unwrap();
+    let sessions = Sessions::from_config(&config(KEY)).unwrap();
+    let save = |request: &Request| -> Result<Redirect, Error> {
+        Session::of(request)?.flash("info", "Saved <b>it</b>.")?;
+        Ok(Redirect::to("/"))
+    };
+    let page = move |request: &Request| templates.render_for(request, "page.html", ());
+    let client = TestClient::new(sessions.wrap(Router::new().route("/", get(page).post(save))));
+    assert_eq!(client.get("/").send().text(), ".");
+    client.post("/").send();
+    assert_eq!(
+        client.get("/").send().text(),
+        "[info] Saved &lt;b&gt;it&lt;&#x2f;b&gt;.\n.",
+        "escaped, as every value of an .html template"
+    );
+    assert_eq!(client.get("/").send().text(), ".", "shown once");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("page.html"), "{{ get_flashed_messages() }}").unwrap();
+    let templates = gateway::Templates::new(dir.path()).unwrap();
+    let without_sessions =
+        TestClient::new(move |request: &Request| templates.render_for(request, "page.html", ()));
+    assert_eq!(without_sessions.get("/").send().text(), "[]");
+}
