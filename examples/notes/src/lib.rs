@@ -1,5 +1,6 @@
-//! A notes app, the SDK's tour: an HTML page from templates, a form that redirects, a JSON
-//! API, a cookie, and notes kept in a database that every worker shares.
+//! A notes app, the SDK's tour: pages from templates, log in with a session, flashed
+//! messages, `url_for` in templates, a JSON API as a blueprint with its own error pages, a
+//! custom 404, hooks, and notes kept in a database that every worker shares.
 //!
 //! ```nginx
 //! thread_pool notes threads=4;                        # main context
@@ -8,14 +9,18 @@
 //!     gateway_app /path/to/libnotes.so;
 //!     gateway_thread_pool notes;                      # database calls block
 //!     gateway_app_param templates /path/to/examples/notes/templates;
+//!     gateway_app_param secret_key "$(head -c 32 /dev/urandom | base64)";  # signs sessions
 //!     gateway_app_param title "Team notes";          # optional
+//!     gateway_app_param password "let me in";        # optional: asked at log in
 //!     gateway_app_param database /var/lib/notes/notes.sqlite3;  # or postgres://...;
 //! }                                                   # default: notes.sqlite3 under the prefix
 //! ```
 
 use gateway::database::{Database, DatabaseError, Transaction};
+use gateway::header::{HeaderValue, LOCATION, X_CONTENT_TYPE_OPTIONS};
 use gateway::{
-    get, Config, ConfigError, Error, Html, Json, Redirect, Request, Router, StatusCode, Templates,
+    get, post, Config, ConfigError, Error, Html, IntoResponse, Json, Redirect, Request, Response,
+    Router, Session, Sessions, StatusCode, Templates,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +39,39 @@ pub struct Notes {
     title: String,
     templates: Templates,
     db: Database,
+    /// Asked at log in when set; without it, any name logs in.
+    password: Option<String>,
+}
+
+/// Who is logged in, for this request: set by the `load_user` hook from the session (Flask's
+/// `g.user`).
+#[derive(Clone)]
+struct User(String);
+
+fn load_user(request: &Request) -> Result<(), Error> {
+    if let Some(name) = Session::of(request)?.get::<String>("user")? {
+        request.extensions().insert(User(name));
+    }
+    Ok(())
+}
+
+fn user(request: &Request) -> Option<String> {
+    request
+        .extensions()
+        .get::<User>()
+        .map(|user| user.0.clone())
+}
+
+/// Every page and API answer tells browsers not to guess content types.
+fn nosniff(_: &Request, response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+}
+
+/// A redirect to a named route.
+fn to(request: &Request, route: &str) -> Result<Redirect, Error> {
+    Ok(Redirect::to(request.url_for(route, &[])?))
 }
 
 /// The notes table, made by the first worker that starts.
@@ -86,29 +124,105 @@ fn page(request: &Request, notes: &Notes) -> Result<Html<String>, Error> {
     }
     let search: Search = request.query()?;
     let query = search.q.unwrap_or_default();
-    let shown = notes.search(&query)?;
     #[derive(Serialize)]
     struct Page<'a> {
         title: &'a str,
-        base: &'a str,
         notes: Vec<Note>,
         query: String,
-        visitor: &'a str,
+        user: Option<String>,
     }
     let page = Page {
         title: &notes.title,
-        base: request.script_name(),
-        notes: shown,
+        notes: notes.search(&query)?,
         query,
-        visitor: request.cookie("visitor").unwrap_or("stranger"),
+        user: user(request),
     };
-    notes.templates.render("index.html", page)
+    notes.templates.render_for(request, "index.html", page)
 }
 
 fn submit(request: &Request, notes: &Notes) -> Result<Redirect, Error> {
+    let session = Session::of(request)?;
+    if user(request).is_none() {
+        session.flash("error", "Log in to add notes.")?;
+        return to(request, "login");
+    }
     let form: NewNote = request.form()?;
     notes.add(&form.text)?;
-    Ok(Redirect::to(format!("{}/", request.script_name())))
+    session.flash("info", "Note saved.")?;
+    to(request, "index")
+}
+
+fn login_page(request: &Request, notes: &Notes) -> Result<Html<String>, Error> {
+    let context = gateway::minijinja::context! {
+        title => &notes.title,
+        user => user(request),
+        asks_password => notes.password.is_some(),
+    };
+    notes.templates.render_for(request, "login.html", context)
+}
+
+fn log_in(request: &Request, notes: &Notes) -> Result<Redirect, Error> {
+    #[derive(Deserialize)]
+    struct Login {
+        name: String,
+        #[serde(default)]
+        password: String,
+    }
+    let form: Login = request.form()?;
+    let session = Session::of(request)?;
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 40 {
+        session.flash("error", "A name has 1 to 40 characters.")?;
+        return to(request, "login");
+    }
+    if notes
+        .password
+        .as_deref()
+        .is_some_and(|password| password != form.password)
+    {
+        session.flash("error", "Wrong password.")?;
+        return to(request, "login");
+    }
+    session.insert("user", name)?;
+    session.flash("info", format!("Welcome, {name}."))?;
+    to(request, "index")
+}
+
+fn log_out(request: &Request) -> Result<Redirect, Error> {
+    let session = Session::of(request)?;
+    session.clear();
+    session.flash("info", "Logged out.")?;
+    to(request, "index")
+}
+
+/// The app's own 404 page, for every path no route takes (outside the API).
+fn not_found(request: &Request, notes: &Notes) -> Result<(StatusCode, Html<String>), Error> {
+    let context = gateway::minijinja::context! { title => &notes.title, user => user(request) };
+    let page = notes.templates.render_for(request, "404.html", context)?;
+    Ok((StatusCode::NOT_FOUND, page))
+}
+
+/// The API's errors as JSON, whatever raised them: `{"error": "..."}` with the status.
+fn api_error(_: &Request, error: &Error) -> Response {
+    let status = error.status_code();
+    let message = if status.is_server_error() {
+        // The reason goes to the error log, not to the client.
+        "server error".to_string()
+    } else {
+        error.to_string()
+    };
+    (
+        status,
+        Json(gateway::serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+fn api_not_found(_: &Request) -> (StatusCode, Json<gateway::serde_json::Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(gateway::serde_json::json!({ "error": "no such resource" })),
+    )
 }
 
 fn list(_: &Request, notes: &Notes) -> Result<Json<Vec<Note>>, Error> {
@@ -119,9 +233,15 @@ fn list(_: &Request, notes: &Notes) -> Result<Json<Vec<Note>>, Error> {
     ))
 }
 
-fn create(request: &Request, notes: &Notes) -> Result<(StatusCode, Json<Note>), Error> {
+fn create(request: &Request, notes: &Notes) -> Result<Response, Error> {
     let new: NewNote = request.json()?;
-    Ok((StatusCode::CREATED, Json(notes.add(&new.text)?)))
+    let note = notes.add(&new.text)?;
+    let location = request.url_for("api.note", &[("id", &note.id)])?;
+    let mut response = (StatusCode::CREATED, Json(note)).into_response();
+    if let Ok(location) = HeaderValue::try_from(location) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    Ok(response)
 }
 
 fn id(request: &Request) -> Result<i64, Error> {
@@ -156,27 +276,44 @@ fn remove(request: &Request, notes: &Notes) -> Result<StatusCode, Error> {
 /// template loader must keep it inside the directory.
 fn static_page(request: &Request, notes: &Notes) -> Result<Html<String>, Error> {
     let name = request.param("name").unwrap_or_default();
-    let context = std::collections::HashMap::from([("title", &notes.title)]);
-    notes.templates.render(&format!("pages/{name}"), context)
+    let context = gateway::minijinja::context! { title => &notes.title, user => user(request) };
+    notes
+        .templates
+        .render_for(request, &format!("pages/{name}"), context)
 }
 
 /// Builds the app from its settings, once per nginx worker.
-pub fn app(config: &Config) -> Result<Router<Notes>, DatabaseError> {
+pub fn app(config: &Config) -> Result<impl gateway::Handler, DatabaseError> {
+    let templates = Templates::from_config(config)?;
+    let sessions = Sessions::from_config(config)?;
     let notes = Notes {
         title: config.get("title").unwrap_or("Notes").to_string(),
-        templates: Templates::from_config(config)?,
+        templates,
         db: Database::open(config, "notes", schema)?,
+        password: config.get("password").map(str::to_string),
     };
-    Ok(Router::with_state(notes)
-        .route("/", get(page).post(submit))
-        .route("/api/notes", get(list).post(create))
-        .route("/api/notes/{id}", get(show).delete(remove))
-        .route("/pages/{*name}", get(static_page)))
+    // The JSON API, a blueprint: its routes are named `api.*`, its errors are JSON.
+    let api = Router::blueprint("api")
+        .route_named("notes", "/notes", get(list).post(create))
+        .route_named("note", "/notes/{id}", get(show).delete(remove))
+        .on_error(api_error)
+        .on_status(StatusCode::NOT_FOUND, api_not_found);
+    let router = Router::with_state(notes)
+        .before(load_user)
+        .after(nosniff)
+        .route_named("index", "/", get(page).post(submit))
+        .route_named("login", "/login", get(login_page).post(log_in))
+        .route_named("logout", "/logout", post(log_out))
+        .route_named("page", "/pages/{*name}", get(static_page))
+        .nest("/api", api)
+        .on_status(StatusCode::NOT_FOUND, not_found);
+    Ok(sessions.wrap(router))
 }
 
 /// What `nginx -t` checks: the settings the app cannot start without.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
     config.require("templates")?;
+    Sessions::check(config)?;
     gateway::database::check(config)
 }
 

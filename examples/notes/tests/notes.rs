@@ -8,8 +8,15 @@ use tempfile::TempDir;
 /// The settings of a test, with its database (the default one, under the prefix) in `dir`.
 fn config(dir: &TempDir) -> Config {
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
-    Config::from_pairs([("templates", templates), ("title", "Test notes")]).with_prefix(dir.path())
+    Config::from_pairs([
+        ("templates", templates),
+        ("title", "Test notes"),
+        ("secret_key", SECRET_KEY),
+    ])
+    .with_prefix(dir.path())
 }
+
+const SECRET_KEY: &str = "a test key of thirty-two bytes..";
 
 fn client_on(dir: &TempDir) -> TestClient {
     TestClient::new(notes::app(&config(dir)).expect("the app starts")).mounted_at("/notes")
@@ -22,8 +29,20 @@ fn client() -> (TempDir, TestClient) {
     (dir, client)
 }
 
+/// Logs `client` in as `name` through the form, as a browser does.
+fn log_in(client: &TestClient, name: &str) {
+    let response = client.post("/notes/login").form(&[("name", name)]).send();
+    assert_eq!(
+        response.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.header("location"), Some("/notes/"));
+}
+
 #[test]
-fn notes_are_added_by_form_and_listed_on_the_page_escaped() {
+fn notes_are_added_by_form_once_logged_in_and_listed_escaped() {
     let (_dir, client) = client();
     let empty = client.get("/notes/").send();
     assert_eq!(empty.status, 200);
@@ -31,8 +50,44 @@ fn notes_are_added_by_form_and_listed_on_the_page_escaped() {
         empty.header("content-type"),
         Some("text/html; charset=utf-8")
     );
-    assert!(empty.text().contains("<title>Test notes</title>"));
-    assert!(empty.text().contains("No notes yet."));
+    assert_eq!(empty.header("x-content-type-options"), Some("nosniff"));
+    let text = empty.text();
+    assert!(text.contains("<title>Test notes</title>"));
+    assert!(text.contains("No notes yet."));
+    assert!(text.contains("Hello, stranger."));
+    assert!(
+        text.contains(r#"<a href="&#x2f;notes&#x2f;login" class="login">"#),
+        "{text}"
+    );
+
+    // Not logged in: sent to the login page, told why.
+    let refused = client.post("/notes/").form(&[("text", "sneaky")]).send();
+    assert_eq!(refused.header("location"), Some("/notes/login"));
+    let login = client.get("/notes/login").send().text();
+    assert!(
+        login.contains(r#"<p class="flash error">Log in to add notes.</p>"#),
+        "{login}"
+    );
+    assert!(
+        !login.contains("password"),
+        "no password asked without one set"
+    );
+
+    log_in(&client, "Ada");
+    let welcome = client.get("/notes/").send().text();
+    assert!(
+        welcome.contains(r#"<p class="flash info">Welcome, Ada.</p>"#),
+        "{welcome}"
+    );
+    assert!(welcome.contains("Hello, Ada."));
+    assert!(
+        !client
+            .get("/notes/")
+            .send()
+            .text()
+            .contains("Welcome, Ada."),
+        "a flash shows once"
+    );
 
     let added = client
         .post("/notes/")
@@ -40,18 +95,97 @@ fn notes_are_added_by_form_and_listed_on_the_page_escaped() {
         .send();
     assert_eq!(added.status, StatusCode::SEE_OTHER);
     assert_eq!(added.header("location"), Some("/notes/"));
-
-    let page = client
-        .get("/notes/")
-        .header("Cookie", "visitor=Ada")
-        .send()
-        .text();
+    let page = client.get("/notes/").send().text();
+    assert!(page.contains("Note saved."), "{page}");
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
         "{page}"
     );
     assert!(!page.contains("<script>"));
-    assert!(page.contains("Hello, Ada."));
+    assert!(!page.contains("sneaky"));
+
+    let out = client.post("/notes/logout").send();
+    assert_eq!(out.header("location"), Some("/notes/"));
+    let page = client.get("/notes/").send().text();
+    assert!(
+        page.contains("Logged out.") && page.contains("Hello, stranger."),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_password_when_one_is_set_and_names_of_1_to_40_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir);
+    let pairs: Vec<(String, String)> = config
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .chain([("password".to_string(), "sesame".to_string())])
+        .collect();
+    let config = Config::from_pairs(pairs).with_prefix(dir.path());
+    let client = TestClient::new(notes::app(&config).unwrap()).mounted_at("/notes");
+    assert!(client
+        .get("/notes/login")
+        .send()
+        .text()
+        .contains(r#"type="password""#));
+    client
+        .post("/notes/login")
+        .form(&[("name", "Ada"), ("password", "guess")])
+        .send();
+    assert!(client
+        .get("/notes/login")
+        .send()
+        .text()
+        .contains("Wrong password."));
+    client
+        .post("/notes/login")
+        .form(&[("name", "x".repeat(41).as_str()), ("password", "sesame")])
+        .send();
+    assert!(client
+        .get("/notes/login")
+        .send()
+        .text()
+        .contains("A name has 1 to 40 characters."));
+    client
+        .post("/notes/login")
+        .form(&[("name", "Ada"), ("password", "sesame")])
+        .send();
+    assert!(client.get("/notes/").send().text().contains("Hello, Ada."));
+}
+
+#[test]
+fn pages_no_route_takes_get_the_apps_404_page_and_the_api_json() {
+    let (_dir, client) = client();
+    let missing = client.get("/notes/nowhere").send();
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        missing.text().contains(r#"<p class="not-found">"#),
+        "{}",
+        missing.text()
+    );
+
+    let api = client.get("/notes/api/nowhere").send();
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.json::<serde_json::Value>().unwrap(),
+        serde_json::json!({"error": "no such resource"})
+    );
+    let bad = client
+        .post("/notes/api/notes")
+        .header("Content-Type", "application/json")
+        .body("{")
+        .send();
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let error = bad.json::<serde_json::Value>().unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -62,6 +196,7 @@ fn the_json_api_creates_reads_and_deletes() {
         .json(&serde_json::json!({"text": "buy milk"}))
         .send();
     assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.header("location"), Some("/notes/api/notes/1"));
     let note: Note = created.json().unwrap();
     assert_eq!(
         note,
@@ -186,6 +321,7 @@ fn nginx_t_checks_the_settings() {
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
     let bad_url = Config::from_pairs([
         ("templates", templates),
+        ("secret_key", SECRET_KEY),
         ("database", "postgres://notes@db:port/notes"),
     ]);
     let refused = check(notes::check, &bad_url).unwrap_err();
@@ -193,6 +329,22 @@ fn nginx_t_checks_the_settings() {
         refused.starts_with("check failed: setting database = \"postgres://...\" is invalid"),
         "{refused}"
     );
+}
+
+#[test]
+fn sessions_need_a_secret_key_of_32_bytes() {
+    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+    let refused = check(
+        notes::check,
+        &Config::from_pairs([("templates", templates)]),
+    )
+    .unwrap_err();
+    assert!(refused.contains("secret_key"), "{refused}");
+    let short = Config::from_pairs([("templates", templates), ("secret_key", "short")]);
+    assert!(check(notes::check, &short)
+        .unwrap_err()
+        .contains("at least 32 bytes"));
+    assert!(notes::app(&short).is_err());
 }
 
 #[test]
