@@ -1,6 +1,8 @@
-# An SDK app under nginx: routes below the mount point, a form that redirects, a JSON API,
-# templates with escaping, cookies, and notes kept in a SQLite file under nginx's prefix
-# (html/, which the harness recreates for every test).
+# An SDK app under nginx: routes below the mount point, a form that redirects, a JSON API
+# whose errors are JSON (a blueprint's error handler), templates with escaping, the app's own
+# 404 page, a login, and notes kept in a SQLite file under nginx's prefix (html/, which the
+# harness recreates for every test). The logged-in flow, with its session cookie, is in
+# 031-notes-flow.t.
 use Test::Nginx::Socket 'no_plan';
 
 no_shuffle();
@@ -13,6 +15,7 @@ __DATA__
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
     gateway_app_param title "Team notes";
@@ -21,27 +24,30 @@ location /notes/ {
 GET /notes/
 --- response_headers
 Content-Type: text/html; charset=utf-8
+X-Content-Type-Options: nosniff
 --- response_body_like
-<title>Team notes</title>.*No notes yet\..*<form method="post" action="(/|&#x2f;)notes/"><input name="text"><button>Add</button></form>
+<title>Team notes</title>.*<a href="&#x2f;notes&#x2f;login" class="login">Log in</a>.*Hello, stranger\..*<li>No notes yet\.</li>
 
 
 
-=== TEST 2: a form post redirects, and the note shows escaped; state persists across requests
+=== TEST 2: a form post without logging in is sent to the login page, and adds nothing
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
 --- more_headers
 Content-Type: application/x-www-form-urlencoded
-Cookie: visitor=Ada
 --- pipelined_requests eval
 ["POST /notes/\ntext=%3Cb%3Ebold%3C%2Fb%3E+ok", "GET /notes/?q=ok"]
 --- error_code eval
 [303, 200]
+--- response_headers eval
+["Location: /notes/login", ""]
 --- response_body_like eval
-["", "Hello, Ada\\..*<li id=\"note-1\">&lt;b&gt;bold&lt;&#x2f;b&gt; ok</li>"]
+["", "No notes yet\\."]
 
 
 
@@ -49,6 +55,7 @@ Cookie: visitor=Ada
 --- config
 location /api/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
     gateway_script_name /api;
@@ -63,7 +70,7 @@ Content-Type: application/json
 --- error_code eval
 [201, 200, 404, 405]
 --- response_body eval
-["{\"id\":1,\"text\":\"buy milk\"}", "{\"id\":1,\"text\":\"buy milk\"}", "no such note\n", "method not allowed\n"]
+["{\"id\":1,\"text\":\"buy milk\"}", "{\"id\":1,\"text\":\"buy milk\"}", "{\"error\":\"no such note\"}", "{\"error\":\"method not allowed\"}"]
 
 
 
@@ -71,6 +78,7 @@ Content-Type: application/json
 --- config
 location /api/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -86,6 +94,7 @@ Allow: GET, POST, HEAD
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -95,7 +104,7 @@ Content-Type: application/json
 POST /notes/api/notes
 {
 --- error_code: 400
---- response_body_like: ^invalid JSON body
+--- response_body_like: ^\{"error":"invalid JSON body
 
 
 
@@ -103,6 +112,7 @@ POST /notes/api/notes
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -112,17 +122,18 @@ Content-Type: text/plain
 POST /notes/api/notes
 {"text": "x"}
 --- error_code: 415
---- response_body
-the request body must be application/json
+--- response_body chomp
+{"error":"the request body must be application/json"}
 
 
 
 === TEST 6: template names from the URL cannot leave the template directory
 nginx resolves dot segments before the app sees the path; what reaches the app is refused by
-the template loader.
+the template loader, and the app answers its own 404 page.
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -131,7 +142,7 @@ location /notes/ {
 --- error_code eval
 [200, 404, 404, 404]
 --- response_body_like eval
-["About Notes", "^no such page\n\$", "404 Not Found", "^not found\n\$"]
+["About Notes", "class=\"not-found\"", "404 Not Found", "class=\"not-found\""]
 
 
 
@@ -139,6 +150,7 @@ location /notes/ {
 --- config
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
+    gateway_app_param secret_key "a test key of thirty-two bytes..";
     gateway_app_param database html/notes.sqlite3;
 }
 --- must_die

@@ -202,7 +202,8 @@ fn not_found(request: &Request, notes: &Notes) -> Result<(StatusCode, Html<Strin
     Ok((StatusCode::NOT_FOUND, page))
 }
 
-/// The API's errors as JSON, whatever raised them: `{"error": "..."}` with the status.
+/// The API's errors as JSON, whatever raised them (its handlers, or no route matching):
+/// `{"error": "..."}` with the status.
 fn api_error(_: &Request, error: &Error) -> Response {
     let status = error.status_code();
     let message = if status.is_server_error() {
@@ -216,13 +217,6 @@ fn api_error(_: &Request, error: &Error) -> Response {
         Json(gateway::serde_json::json!({ "error": message })),
     )
         .into_response()
-}
-
-fn api_not_found(_: &Request) -> (StatusCode, Json<gateway::serde_json::Value>) {
-    (
-        StatusCode::NOT_FOUND,
-        Json(gateway::serde_json::json!({ "error": "no such resource" })),
-    )
 }
 
 fn list(_: &Request, notes: &Notes) -> Result<Json<Vec<Note>>, Error> {
@@ -296,8 +290,7 @@ pub fn app(config: &Config) -> Result<impl gateway::Handler, DatabaseError> {
     let api = Router::blueprint("api")
         .route_named("notes", "/notes", get(list).post(create))
         .route_named("note", "/notes/{id}", get(show).delete(remove))
-        .on_error(api_error)
-        .on_status(StatusCode::NOT_FOUND, api_not_found);
+        .on_error(api_error);
     let router = Router::with_state(notes)
         .before(load_user)
         .after(nosniff)

@@ -166,11 +166,17 @@ fn pages_no_route_takes_get_the_apps_404_page_and_the_api_json() {
         missing.text()
     );
 
+    let note = client.get("/notes/api/notes/7").send();
+    assert_eq!(note.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        note.json::<serde_json::Value>().unwrap(),
+        serde_json::json!({"error": "no such note"})
+    );
     let api = client.get("/notes/api/nowhere").send();
     assert_eq!(api.status, StatusCode::NOT_FOUND);
     assert_eq!(
         api.json::<serde_json::Value>().unwrap(),
-        serde_json::json!({"error": "no such resource"})
+        serde_json::json!({"error": "not found"})
     );
     let bad = client
         .post("/notes/api/notes")
