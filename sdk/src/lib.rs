@@ -30,12 +30,14 @@ mod handler;
 mod host;
 mod local;
 mod logging;
+pub mod multipart;
 mod panic_report;
 mod request;
 mod request_body;
 mod response;
 mod response_body;
 mod router;
+mod static_files;
 mod templates;
 pub mod testing;
 #[cfg(feature = "tower")]
@@ -53,8 +55,9 @@ pub use request_body::RequestBody;
 pub use response::{internal_redirect, Html, IntoResponse, Json, ReasonPhrase, Redirect, Response};
 pub use response_body::{Body, Chunk};
 pub use router::{delete, get, options, patch, post, put, MethodRouter, RouteHandler, Router};
+pub use static_files::StaticFiles;
 pub use templates::Templates;
-pub use {cookie, http, minijinja, parking_lot, serde, serde_json};
+pub use {bytes, cookie, http, minijinja, parking_lot, serde, serde_json};
 
 /// Version of this SDK, recorded in every app library for the logs.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
