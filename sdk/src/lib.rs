@@ -15,7 +15,8 @@
 //! An app may build its state from the location's settings ([`Config`]) and have nginx check
 //! them at `nginx -t` (see [`app!`]), log to nginx's error log ([`Logger`],
 //! [`Request::log`]), be tested without nginx ([`testing`]), and keep its state in a database
-//! every worker shares ([`database`], with the `database` feature).
+//! every worker shares ([`database`], with the `database` feature), take file uploads
+//! ([`multipart`]) and serve a directory of files through nginx ([`StaticFiles`]).
 
 #![warn(missing_docs)]
 
