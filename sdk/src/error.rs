@@ -26,6 +26,10 @@ pub enum Error {
         /// The content type to send, e.g. `application/json`.
         expected: &'static str,
     },
+    /// A `multipart/form-data` body over a limit (a 413) or malformed (a 400); see
+    /// [`crate::multipart`].
+    #[error("{0}")]
+    Multipart(#[from] crate::multipart::MultipartError),
     /// Reading the request body failed (from nginx's temporary file): a 500.
     #[error("reading the request body failed: {0}")]
     Body(#[source] std::io::Error),
@@ -72,6 +76,7 @@ impl Error {
             Error::Json(error) if error.is_data() => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Json(_) => StatusCode::BAD_REQUEST,
             Error::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Multipart(error) => error.status(),
             Error::Status(status, _) => *status,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Body(_) | Error::Template { .. } | Error::Internal(_) => {

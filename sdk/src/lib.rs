@@ -16,8 +16,9 @@
 //! them at `nginx -t` (see [`app!`]), log to nginx's error log ([`Logger`],
 //! [`Request::log`]), be tested without nginx ([`testing`]), keep its state in a database
 //! every worker shares ([`database`], with the `database` feature) and each user's in an
-//! encrypted cookie ([`Sessions`], with [`Session::flash`] messages), and set cookies
-//! ([`SetCookies`]).
+//! encrypted cookie ([`Sessions`], with [`Session::flash`] messages), set cookies
+//! ([`SetCookies`]), take file uploads ([`multipart`]) and serve a directory of files through
+//! nginx ([`StaticFiles`]).
 
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ mod handler;
 mod host;
 mod local;
 mod logging;
+pub mod multipart;
 mod panic_report;
 mod request;
 mod request_body;
@@ -41,6 +43,7 @@ mod response_body;
 mod router;
 mod session;
 mod set_cookie;
+mod static_files;
 mod templates;
 pub mod testing;
 #[cfg(feature = "tower")]
@@ -67,8 +70,9 @@ pub use session::{
     Session, Sessions, WithSessions, MAX_SESSION_COOKIE_LEN, MIN_SECRET_KEY_LEN, SECRET_KEY_SETTING,
 };
 pub use set_cookie::SetCookies;
+pub use static_files::StaticFiles;
 pub use templates::Templates;
-pub use {cookie, http, minijinja, parking_lot, serde, serde_json};
+pub use {bytes, cookie, http, minijinja, parking_lot, serde, serde_json};
 
 /// Version of this SDK, recorded in every app library for the logs.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
