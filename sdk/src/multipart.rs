@@ -26,9 +26,13 @@ use std::future::Future;
 use std::io::{self, BufRead, Write};
 use std::marker::PhantomData;
 use std::path::Path;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
+use futures_util::Stream;
 use http::StatusCode;
 
 use crate::error::Error;
@@ -143,6 +147,7 @@ pub struct Multipart<'a> {
     parser: multer::Multipart<'a>,
     limits: MultipartLimits,
     fields_seen: usize,
+    pause: Pause,
 }
 
 impl<'a> Multipart<'a> {
@@ -180,18 +185,24 @@ impl<'a> Multipart<'a> {
                 .whole_stream(limits.body)
                 .per_field(limits.field),
         );
-        let chunks = futures_util::stream::iter(BodyChunks(body));
+        let pause = Pause::default();
+        let chunks = BodyChunks {
+            body,
+            pause: pause.clone(),
+            gave: false,
+        };
         Ok(Multipart {
             parser: multer::Multipart::with_constraints(chunks, boundary, constraints),
             limits,
             fields_seen: 0,
+            pause,
         })
     }
 
     /// The next field, or `None` after the last one. The field borrows the body, so one is
     /// read at a time.
     pub fn next_field(&mut self) -> Result<Option<Field<'_, 'a>>, Error> {
-        let Some(field) = ready(self.parser.next_field())? else {
+        let Some(field) = self.pause.run(self.parser.next_field())? else {
             return Ok(None);
         };
         self.fields_seen += 1;
@@ -203,6 +214,7 @@ impl<'a> Multipart<'a> {
         }
         Ok(Some(Field {
             inner: field,
+            pause: self.pause.clone(),
             _multipart: PhantomData,
         }))
     }
@@ -225,6 +237,7 @@ impl std::fmt::Debug for Multipart<'_> {
 #[derive(Debug)]
 pub struct Field<'m, 'a> {
     inner: multer::Field<'a>,
+    pause: Pause,
     /// multer refuses to look for the next field while one is held: the borrow makes that a
     /// compile-time error instead.
     _multipart: PhantomData<&'m mut Multipart<'a>>,
@@ -263,18 +276,18 @@ impl Field<'_, '_> {
     /// # Ok(size) }
     /// ```
     pub fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        ready(self.inner.chunk())
+        self.pause.run(self.inner.chunk())
     }
 
     /// The whole value in memory (at most [`MultipartLimits::field`] bytes).
     pub fn bytes(self) -> Result<Bytes, Error> {
-        ready(self.inner.bytes())
+        self.pause.run(self.inner.bytes())
     }
 
     /// The whole value as text, decoded by the `charset` of its content type (UTF-8 when it
     /// has none); invalid sequences become U+FFFD.
     pub fn text(self) -> Result<String, Error> {
-        ready(self.inner.text())
+        self.pause.run(self.inner.text())
     }
 
     /// Copies the value into `writer` a chunk at a time, answering the bytes copied. A failing
@@ -316,38 +329,64 @@ impl Field<'_, '_> {
     }
 }
 
-/// The body as a stream of owned chunks for `multer`; it is never pending, as nginx has read
-/// the whole body before the app is called.
-struct BodyChunks<'a>(RequestBody<'a>);
+/// The body as a stream of owned chunks for `multer`. nginx has read the whole body before
+/// the app is called, so a chunk is always there; but multer takes in all a stream has ready
+/// before it parses, so the stream pauses (wakes itself and is pending once) after each
+/// chunk, and the parser holds one chunk at a time instead of the whole body.
+struct BodyChunks<'a> {
+    body: RequestBody<'a>,
+    pause: Pause,
+    /// A chunk was handed over since the last pause.
+    gave: bool,
+}
 
 // SAFETY: RequestBody only reads memory nginx leaves unchanged while the request lives (which
 // its lifetime covers) and files with positioned reads; the ABI allows both from any thread.
 unsafe impl Send for BodyChunks<'_> {}
 
-impl Iterator for BodyChunks<'_> {
+impl Stream for BodyChunks<'_> {
     type Item = io::Result<Bytes>;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let available = match self.0.fill_buf() {
-            Ok([]) => return None,
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if std::mem::take(&mut self.gave) {
+            self.pause.0.store(true, Ordering::Relaxed);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let available = match self.body.fill_buf() {
+            Ok([]) => return Poll::Ready(None),
             Ok(available) => available,
-            Err(error) => return Some(Err(error)),
+            Err(error) => return Poll::Ready(Some(Err(error))),
         };
         let count = available.len().min(CHUNK);
         let chunk = Bytes::copy_from_slice(&available[..count]);
-        self.0.consume(count);
-        Some(Ok(chunk))
+        self.body.consume(count);
+        self.gave = true;
+        Poll::Ready(Some(Ok(chunk)))
     }
 }
 
-/// Runs one step of the parser: it never waits, as the body stream is always ready.
-fn ready<T>(step: impl Future<Output = multer::Result<T>>) -> Result<T, Error> {
-    let Some(result) = step.now_or_never() else {
-        return Err(Error::internal(
-            "the multipart parser waited on a body that is always ready",
-        ));
-    };
-    result.map_err(from_multer)
+/// Set when the body stream pauses, the only wait there is: the parser's futures are polled
+/// here, on the handler's thread, until they are ready.
+#[derive(Debug, Clone, Default)]
+struct Pause(Arc<AtomicBool>);
+
+impl Pause {
+    fn run<T>(&self, step: impl Future<Output = multer::Result<T>>) -> Result<T, Error> {
+        let mut step = pin!(step);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            match step.as_mut().poll(&mut cx) {
+                Poll::Ready(result) => return result.map_err(from_multer),
+                Poll::Pending if self.0.swap(false, Ordering::Relaxed) => continue,
+                Poll::Pending => {
+                    return Err(Error::internal(
+                        "the multipart parser waited for something other than the body",
+                    ))
+                }
+            }
+        }
+    }
 }
 
 fn from_multer(error: multer::Error) -> Error {

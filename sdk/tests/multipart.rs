@@ -290,3 +290,33 @@ fn another_content_type_is_415() {
     assert_eq!(response.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(response.text().contains("multipart/form-data"));
 }
+
+#[test]
+fn a_large_file_arrives_in_chunks_not_whole() {
+    let data = pattern(6 << 20);
+    let body = encode(&[file("upload", "big.bin", "application/octet-stream", &data)]);
+    let client = gateway::testing::TestClient::new(|request: &Request| -> Result<String, Error> {
+        let mut form = Multipart::from_request(request, MultipartLimits::default())?;
+        let mut field = form.next_field()?.expect("a field");
+        let (mut count, mut largest, mut total) = (0, 0, 0);
+        while let Some(chunk) = field.chunk()? {
+            count += 1;
+            largest = largest.max(chunk.len());
+            total += chunk.len();
+        }
+        Ok(format!("{count} {largest} {total}"))
+    });
+    let answer = client
+        .post("/")
+        .header("Content-Type", &content_type())
+        .body(body)
+        .send()
+        .text();
+    let numbers: Vec<usize> = answer.split(' ').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(numbers[2], 6 << 20, "{answer}");
+    assert!(
+        numbers[1] <= 256 << 10,
+        "no chunk holds much of the file: {answer}"
+    );
+    assert!(numbers[0] >= 24, "{answer}");
+}
