@@ -16,6 +16,7 @@ __DATA__
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
     gateway_app_param title "Team notes";
@@ -35,6 +36,7 @@ X-Content-Type-Options: nosniff
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -56,6 +58,7 @@ Content-Type: application/x-www-form-urlencoded
 location /api/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
     gateway_script_name /api;
@@ -79,6 +82,7 @@ Content-Type: application/json
 location /api/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -95,6 +99,7 @@ Allow: GET, POST, HEAD
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -113,6 +118,7 @@ POST /notes/api/notes
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -134,6 +140,7 @@ the template loader, and the app answers its own 404 page.
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }
@@ -151,6 +158,7 @@ location /notes/ {
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
 }
 --- must_die

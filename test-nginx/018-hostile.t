@@ -49,6 +49,7 @@ config_preamble(<<"EOC");
         location /notes/ {
             gateway_app $Apps/libnotes.so;
             gateway_app_param secret_key "a test key of thirty-two bytes..";
+            gateway_app_param attachments html/attachments;
             gateway_app_param templates $Examples/notes/templates;
             gateway_app_param database html/notes.sqlite3;
         }

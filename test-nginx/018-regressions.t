@@ -43,6 +43,7 @@ any client could make the app answer 500 and log an [error] line.
 location /notes/ {
     gateway_app $TEST_NGINX_APPS/libnotes.so;
     gateway_app_param secret_key "a test key of thirty-two bytes..";
+    gateway_app_param attachments html/attachments;
     gateway_app_param database html/notes.sqlite3;
     gateway_app_param templates $TEST_NGINX_EXAMPLES/notes/templates;
 }

@@ -1,5 +1,6 @@
 # examples/notes' whole flow through nginx, as a user has it: log in (a session in an
-# encrypted cookie), see the flashed welcome, add a note, see it saved, log out. First over
+# encrypted cookie), see the flashed welcome, add a note, see it saved, attach a file (a
+# multipart upload) and download it (sent by nginx from the file), log out. First over
 # plain HTTP with two workers, the session cookie kept by hand: a session made through one
 # worker is honoured by the other (the key is the location's secret_key, not a worker's
 # memory), and a tampered cookie is no session. Then in a real headless browser (Debian's
@@ -97,7 +98,8 @@ subtest 'over HTTP, across two workers: log in, add a note, log out' => sub {
     is "$r->{status} $r->{headers}{location}", '303 /notes/', 'a note added';
     $r = $get->(GET => '/notes/');
     like $r->{content}, qr{<p class="flash info">Note saved\.</p>}, 'its flash';
-    like $r->{content}, qr{<li id="note-\d+">milk &amp; &lt;eggs&gt;</li>}, 'the note, escaped';
+    like $r->{content}, qr{<li id="note-\d+"><span class="text">milk &amp; &lt;eggs&gt;</span>},
+        'the note, escaped';
 
     # One character of the sealed value changed: it no longer decrypts.
     my $tampered = $cookie =~ s/.$/$& eq 'A' ? 'B' : 'A'/er;
@@ -112,7 +114,7 @@ subtest 'over HTTP, across two workers: log in, add a note, log out' => sub {
     finish($server, 'http flow');
 };
 
-subtest 'in a headless browser: log in, add a note, log out' => sub {
+subtest 'in a headless browser: log in, add a note, attach a file, log out' => sub {
     plan skip_all => 'no chromedriver (apt-get install chromium chromium-driver)'
         unless chromedriver() || $ENV{TEST_NGINX_BROWSER};
     my $server = server();
@@ -122,23 +124,37 @@ subtest 'in a headless browser: log in, add a note, log out' => sub {
     is $browser->title, 'Flow notes', 'the notes page';
     like $browser->text('body'), qr/Hello, stranger\./, 'nobody is logged in';
 
-    $browser->click('a.login');
+    $browser->click_through('a.login');
     like $browser->url, qr{/notes/login$}, 'the login link leads to the login page';
     $browser->fill('input[name=name]', 'Grace');
-    $browser->click('.login-form button');
+    $browser->click_through('.login-form button');
     is $browser->url, $base, 'after logging in, back on the notes';
     is $browser->text('.flash.info'), 'Welcome, Grace.', 'the welcome is flashed';
     like $browser->text('body'), qr/Hello, Grace\./, 'the page knows who is logged in';
 
     $browser->fill('input[name=text]', 'call <Ada>');
-    $browser->click('form.add-note button');
+    $browser->click_through('form.add-note button');
     is $browser->text('.flash.info'), 'Note saved.', 'saving a note is flashed';
-    ok grep({ $_ eq 'call <Ada>' } $browser->texts('li')), 'the note is listed, as typed';
+    ok grep({ $_ eq 'call <Ada>' } $browser->texts('li .text')), 'the note is listed, as typed';
 
     $browser->visit($base);
     is scalar($browser->texts('.flash')), 0, 'the flash showed once';
 
-    $browser->click('form.logout button');
+    my $upload = "$server->{prefix}/shopping list.txt";
+    open my $fh, '>', $upload or die "$upload: $!";
+    print $fh "milk\neggs\n";
+    close $fh;
+    $browser->fill('form.attach input[type=file]', $upload);
+    $browser->click_through('form.attach button');
+    is $browser->text('.flash.info'), 'Attached shopping list.txt.', 'attaching a file is flashed';
+    is $browser->text('a.attachment'), 'shopping list.txt', 'the note links its attachment';
+    my $href = $browser->attribute('a.attachment', 'href');
+    my $download = $http->get($href);
+    is "$download->{status} $download->{content}", "200 milk\neggs\n", 'the download is the file';
+    is $download->{headers}{'content-disposition'}, 'attachment; filename="shopping list.txt"',
+        '... as an attachment with its name';
+
+    $browser->click_through('form.logout button');
     is $browser->text('.flash.info'), 'Logged out.', 'logging out is flashed';
     like $browser->text('body'), qr/Hello, stranger\./, 'nobody is logged in';
 

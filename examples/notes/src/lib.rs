@@ -1,6 +1,7 @@
 //! A notes app, the SDK's tour: pages from templates, log in with a session, flashed
 //! messages, `url_for` in templates, a JSON API as a blueprint with its own error pages, a
-//! custom 404, hooks, and notes kept in a database that every worker shares.
+//! custom 404, hooks, attachments uploaded as multipart forms and sent back by nginx, and
+//! notes kept in a database that every worker shares.
 //!
 //! ```nginx
 //! thread_pool notes threads=4;                        # main context
@@ -13,14 +14,22 @@
 //!     gateway_app_param title "Team notes";          # optional
 //!     gateway_app_param password "let me in";        # optional: asked at log in
 //!     gateway_app_param database /var/lib/notes/notes.sqlite3;  # or postgres://...;
-//! }                                                   # default: notes.sqlite3 under the prefix
+//!     gateway_app_param attachments /var/lib/notes/files;  # default: notes-attachments
+//!     client_max_body_size 10m;                       # attachments up to 8 MiB
+//! }                        # relative paths and the defaults are under nginx's prefix
 //! ```
 
 use gateway::database::{Database, DatabaseError, Transaction};
-use gateway::header::{HeaderValue, LOCATION, X_CONTENT_TYPE_OPTIONS};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gateway::header::{
+    HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS,
+};
+use gateway::multipart::{Multipart, MultipartLimits};
 use gateway::{
-    get, post, Config, ConfigError, Error, Html, IntoResponse, Json, Redirect, Request, Response,
-    Router, Session, Sessions, StatusCode, Templates,
+    get, post, Body, Config, ConfigError, Error, Html, IntoResponse, Json, Redirect, Request,
+    Response, Router, Session, Sessions, StatusCode, Templates,
 };
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +50,23 @@ pub struct Notes {
     db: Database,
     /// Asked at log in when set; without it, any name logs in.
     password: Option<String>,
+    /// Where attachments are kept, each in a file named by its id (their names and types
+    /// are in the database). Several hosts sharing a database must share this directory too.
+    attachments: PathBuf,
 }
+
+/// A file attached to a note.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attachment {
+    pub id: i64,
+    pub note_id: i64,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// The largest attachment taken.
+const MAX_ATTACHMENT: u64 = 8 << 20;
 
 /// Who is logged in, for this request: set by the `load_user` hook from the session (Flask's
 /// `g.user`).
@@ -74,11 +99,13 @@ fn to(request: &Request, route: &str) -> Result<Redirect, Error> {
     Ok(Redirect::to(request.url_for(route, &[])?))
 }
 
-/// The notes table, made by the first worker that starts.
+/// The tables, made by the first worker that starts.
 fn schema(schema: &mut Transaction) -> Result<(), DatabaseError> {
+    let key = schema.backend().serial_primary_key();
     schema.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS notes (id {}, text TEXT NOT NULL)",
-        schema.backend().serial_primary_key()
+        "CREATE TABLE IF NOT EXISTS notes (id {key}, text TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS attachments (id {key}, note_id BIGINT NOT NULL,
+             name TEXT NOT NULL, content_type TEXT NOT NULL, size BIGINT NOT NULL)"
     ))
 }
 
@@ -125,15 +152,37 @@ fn page(request: &Request, notes: &Notes) -> Result<Html<String>, Error> {
     let search: Search = request.query()?;
     let query = search.q.unwrap_or_default();
     #[derive(Serialize)]
+    struct Shown {
+        #[serde(flatten)]
+        note: Note,
+        attachments: Vec<Attachment>,
+    }
+    #[derive(Serialize)]
     struct Page<'a> {
         title: &'a str,
-        notes: Vec<Note>,
+        notes: Vec<Shown>,
         query: String,
         user: Option<String>,
     }
+    let mut attachments: Vec<Attachment> = notes.db.query(
+        "SELECT id, note_id, name, content_type, size FROM attachments ORDER BY id",
+        &[],
+    )?;
+    let shown = notes
+        .search(&query)?
+        .into_iter()
+        .map(|note| {
+            let (own, rest) = attachments.drain(..).partition(|a| a.note_id == note.id);
+            attachments = rest;
+            Shown {
+                note,
+                attachments: own,
+            }
+        })
+        .collect();
     let page = Page {
         title: &notes.title,
-        notes: notes.search(&query)?,
+        notes: shown,
         query,
         user: user(request),
     };
@@ -193,6 +242,98 @@ fn log_out(request: &Request) -> Result<Redirect, Error> {
     session.clear();
     session.flash("info", "Logged out.")?;
     to(request, "index")
+}
+
+/// Takes the `file` field of a multipart form as an attachment of the note in the path.
+fn attach(request: &Request, notes: &Notes) -> Result<Redirect, Error> {
+    let session = Session::of(request)?;
+    if user(request).is_none() {
+        session.flash("error", "Log in to attach files.")?;
+        return to(request, "login");
+    }
+    let note_id = id(request)?;
+    if notes
+        .db
+        .query_opt::<Note>("SELECT id, text FROM notes WHERE id = $1", &[&note_id])?
+        .is_none()
+    {
+        return Err(Error::status(StatusCode::NOT_FOUND, "no such note"));
+    }
+    let limits = MultipartLimits::default()
+        .body(MAX_ATTACHMENT + 64 * 1024)
+        .field(MAX_ATTACHMENT)
+        .fields(4);
+    let mut form = Multipart::from_request(request, limits)?;
+    while let Some(field) = form.next_field()? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = match field.file_name().map(|name| name.trim()) {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ => break,
+        };
+        let content_type = field
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        // Saved first under a name no other upload has (other workers, other threads), and
+        // named by its id once it has one.
+        static UPLOADS: AtomicU64 = AtomicU64::new(0);
+        let partial = notes.attachments.join(format!(
+            "partial-{}-{}",
+            std::process::id(),
+            UPLOADS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let size = field.save(&partial)?;
+        let attachment: Attachment = notes
+            .db
+            .query_opt(
+                "INSERT INTO attachments (note_id, name, content_type, size) \
+                 VALUES ($1, $2, $3, $4) RETURNING id, note_id, name, content_type, size",
+                &[&note_id, &name, &content_type, &(size as i64)],
+            )?
+            .ok_or_else(|| Error::internal("the insert returned no attachment"))?;
+        std::fs::rename(&partial, notes.attachments.join(attachment.id.to_string()))
+            .map_err(|error| Error::internal(format!("keeping attachment: {error}")))?;
+        session.flash("info", format!("Attached {name}."))?;
+        return to(request, "index");
+    }
+    session.flash("error", "Choose a file to attach.")?;
+    to(request, "index")
+}
+
+/// An attachment, sent by nginx from its file (sendfile, ranges, conditional requests).
+fn download(request: &Request, notes: &Notes) -> Result<Response, Error> {
+    let attachment: Attachment = notes
+        .db
+        .query_opt(
+            "SELECT id, note_id, name, content_type, size FROM attachments WHERE id = $1",
+            &[&id(request)?],
+        )?
+        .ok_or_else(|| Error::status(StatusCode::NOT_FOUND, "no such attachment"))?;
+    let mut response =
+        Body::file(notes.attachments.join(attachment.id.to_string())).into_response();
+    let headers = response.headers_mut();
+    // Shown by the browser only as what it is: a download, of the type it came with.
+    if let Ok(content_type) = HeaderValue::try_from(attachment.content_type) {
+        headers.insert(CONTENT_TYPE, content_type);
+    }
+    let file_name: String = attachment
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(disposition) = HeaderValue::try_from(format!("attachment; filename=\"{file_name}\""))
+    {
+        headers.insert(CONTENT_DISPOSITION, disposition);
+    }
+    Ok(response)
 }
 
 /// The app's own 404 page, for every path no route takes (outside the API).
@@ -285,6 +426,7 @@ pub fn app(config: &Config) -> Result<impl gateway::Handler, DatabaseError> {
         templates,
         db: Database::open(config, "notes", schema)?,
         password: config.get("password").map(str::to_string),
+        attachments: attachments_dir(config)?,
     };
     // The JSON API, a blueprint: its routes are named `api.*`, its errors are JSON.
     let api = Router::blueprint("api")
@@ -298,9 +440,22 @@ pub fn app(config: &Config) -> Result<impl gateway::Handler, DatabaseError> {
         .route_named("login", "/login", get(login_page).post(log_in))
         .route_named("logout", "/logout", post(log_out))
         .route_named("page", "/pages/{*name}", get(static_page))
+        .route_named("attach", "/notes/{id}/attachments", post(attach))
+        .route_named("attachment", "/attachments/{id}", get(download))
         .nest("/api", api)
         .on_status(StatusCode::NOT_FOUND, not_found);
     Ok(sessions.wrap(router))
+}
+
+/// The attachments' directory, made if missing.
+fn attachments_dir(config: &Config) -> Result<PathBuf, ConfigError> {
+    let dir = config.resolve_path(config.get("attachments").unwrap_or("notes-attachments"));
+    std::fs::create_dir_all(&dir).map_err(|error| ConfigError::Invalid {
+        name: "attachments".into(),
+        value: dir.display().to_string(),
+        reason: format!("cannot make the directory: {error}"),
+    })?;
+    Ok(dir)
 }
 
 /// What `nginx -t` checks: the settings the app cannot start without.

@@ -363,3 +363,88 @@ fn a_missing_templates_setting_stops_the_app_with_a_clear_error() {
         "missing setting: add `gateway_app_param templates ...;` to the location"
     );
 }
+
+/// A multipart form with one file field, as a browser sends it.
+fn multipart(field: &str, file_name: &str, content_type: &str, data: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "notes-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn attachments_are_uploaded_once_logged_in_and_sent_back_as_downloads() {
+    let (dir, client) = client();
+    let (content_type, body) = multipart("file", "plan.txt", "text/plain", b"step one\n");
+    let anonymous = client
+        .post("/notes/notes/1/attachments")
+        .header("Content-Type", &content_type)
+        .body(body.clone())
+        .send();
+    assert_eq!(anonymous.header("location"), Some("/notes/login"));
+
+    log_in(&client, "Ada");
+    client.post("/notes/").form(&[("text", "the plan")]).send();
+    let missing = client
+        .post("/notes/notes/9/attachments")
+        .header("Content-Type", &content_type)
+        .body(body.clone())
+        .send();
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let attached = client
+        .post("/notes/notes/1/attachments")
+        .header("Content-Type", &content_type)
+        .body(body)
+        .send();
+    assert_eq!(
+        attached.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        attached.text()
+    );
+    let page = client.get("/notes/").send().text();
+    assert!(page.contains("Attached plan.txt."), "{page}");
+    assert!(
+        page.contains(
+            r#"<a class="attachment" href="&#x2f;notes&#x2f;attachments&#x2f;1">plan.txt</a>"#
+        ),
+        "{page}"
+    );
+    assert!(dir.path().join("notes-attachments/1").is_file());
+
+    let download = client.get("/notes/attachments/1").send();
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.body, b"step one\n");
+    assert_eq!(download.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        download.header("content-disposition"),
+        Some(r#"attachment; filename="plan.txt""#)
+    );
+    assert_eq!(
+        client.get("/notes/attachments/2").send().status,
+        StatusCode::NOT_FOUND
+    );
+
+    let (content_type, body) = multipart(
+        "file",
+        "big.bin",
+        "application/octet-stream",
+        &vec![7; (8 << 20) + 1],
+    );
+    let big = client
+        .post("/notes/notes/1/attachments")
+        .header("Content-Type", &content_type)
+        .body(body)
+        .send();
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("notes-attachments"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["1"], "no partial file is left behind");
+}

@@ -8,7 +8,7 @@ package Test::Gateway::Browser;
 #   my $browser = start_browser() or plan skip_all => '...';
 #   $browser->visit("http://127.0.0.1:$port/notes/");
 #   $browser->fill('input[name=text]', 'milk');
-#   $browser->click('button[type=submit]');
+#   $browser->click_through('button[type=submit]');   # click() for what stays on the page
 #   like $browser->text('.flash'), qr/saved/;
 #   $browser->quit;
 #
@@ -123,6 +123,13 @@ sub text {
     return $self->command(GET => '/element/' . $self->element($css) . '/text');
 }
 
+# An element's attribute or property (an <a>'s href is the absolute URL).
+sub attribute {
+    my ($self, $css, $name) = @_;
+    return $self->command(GET => '/element/' . $self->element($css) . "/property/$name");
+}
+
+# Types $value into a field; for a file input, $value is a path to upload.
 sub fill {
     my ($self, $css, $value) = @_;
     my $element = $self->element($css);
@@ -133,6 +140,26 @@ sub fill {
 sub click {
     my ($self, $css) = @_;
     $self->command(POST => '/element/' . $self->element($css) . '/click', {});
+}
+
+# Clicks what leads to another page (a link, a form's button) and waits until that page has
+# replaced this one and loaded: WebDriver's click does not always wait for a navigation a
+# form submission starts.
+sub click_through {
+    my ($self, $css) = @_;
+    my $old = $self->element('html');
+    $self->click($css);
+    my $deadline = time + 30;
+    # The old page's root goes stale once the new page is there.
+    while (eval { $self->command(GET => "/element/$old/name"); 1 }) {
+        croak "clicking $css led to no new page in 30 s" if time > $deadline;
+        sleep 0.02;
+    }
+    until ($self->command(POST => '/execute/sync',
+            { script => 'return document.readyState', args => [] }) eq 'complete') {
+        croak "the page after clicking $css did not load in 30 s" if time > $deadline;
+        sleep 0.02;
+    }
 }
 
 sub quit {
