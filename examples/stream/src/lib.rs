@@ -12,7 +12,7 @@
 //! - `/redirect?to=/uri`: an internal redirect;
 //! - `/status?code=N[&reason=R]`: any status, with an optional reason phrase;
 //! - `/header?name=N&value=V`: echoes a header, as an app echoing client input would;
-//! - `/cookies`: two Set-Cookie headers;
+//! - `/cookies`: two Set-Cookie headers, from `SetCookies`;
 //! - `/dropped`: how many streams of this worker have been dropped (ended or abandoned);
 //! - `/sleep?ms=N`: answers after blocking N ms, like a slow database call; mount it with
 //!   `gateway_thread_pool` so it does not stall the worker.
@@ -20,9 +20,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use gateway::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, SET_COOKIE};
+use gateway::cookie::Cookie;
+use gateway::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use gateway::{
-    internal_redirect, Body, Chunk, IntoResponse, ReasonPhrase, Request, Response, StatusCode,
+    internal_redirect, Body, Chunk, IntoResponse, ReasonPhrase, Request, Response, SetCookies,
+    StatusCode,
 };
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -117,11 +119,10 @@ fn stream(request: &Request) -> Response {
         }
         "/header" => echo_header(request),
         "/cookies" => {
-            let mut response = "two cookies\n".into_response();
-            let headers = response.headers_mut();
-            headers.append(SET_COOKIE, HeaderValue::from_static("a=1; Path=/"));
-            headers.append(SET_COOKIE, HeaderValue::from_static("b=2; HttpOnly"));
-            response
+            let cookies = SetCookies::new()
+                .add(Cookie::build(("a", "1")).path("/"))
+                .add(Cookie::build(("b", "2")).http_only(true));
+            (cookies, "two cookies\n").into_response()
         }
         "/dropped" => format!("{}\n", DROPPED.load(Ordering::SeqCst)).into_response(),
         "/sleep" => {
