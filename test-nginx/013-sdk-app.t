@@ -1,6 +1,6 @@
 # An SDK app under nginx: routes below the mount point, a form that redirects, a JSON API
 # whose errors are JSON (a blueprint's error handler), templates with escaping, the app's own
-# 404 page, a login, and notes kept in a SQLite file under nginx's prefix (html/, which the
+# 404 page, an after hook's and a layer's headers, a login, and notes kept in a SQLite file under nginx's prefix (html/, which the
 # harness recreates for every test). The logged-in flow, with its session cookie, is in
 # 031-notes-flow.t.
 use Test::Nginx::Socket 'no_plan';
@@ -26,6 +26,8 @@ GET /notes/
 --- response_headers
 Content-Type: text/html; charset=utf-8
 X-Content-Type-Options: nosniff
+--- response_headers_like
+Server-Timing: app;dur=\d+\.\d{3}
 --- response_body_like
 <title>Team notes</title>.*<a href="&#x2f;notes&#x2f;login" class="login">Log in</a>.*Hello, stranger\..*<li>No notes yet\.</li>
 

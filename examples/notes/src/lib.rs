@@ -1,6 +1,6 @@
 //! A notes app, the SDK's tour: pages from templates, log in with a session, flashed
 //! messages, `url_for` in templates, a JSON API as a blueprint with its own error pages, a
-//! custom 404, hooks, attachments uploaded as multipart forms and sent back by nginx, and
+//! custom 404, hooks and a layer, attachments uploaded as multipart forms and sent back by nginx, and
 //! notes kept in a database that every worker shares.
 //!
 //! ```nginx
@@ -22,13 +22,14 @@
 use gateway::database::{Database, DatabaseError, Transaction};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use gateway::header::{
-    HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS,
+    HeaderName, HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, X_CONTENT_TYPE_OPTIONS,
 };
 use gateway::multipart::{Multipart, MultipartLimits};
 use gateway::{
-    get, post, Body, Config, ConfigError, Error, Html, IntoResponse, Json, Redirect, Request,
+    get, post, Body, Config, ConfigError, Error, Html, IntoResponse, Json, Next, Redirect, Request,
     Response, Router, Session, Sessions, StatusCode, Templates,
 };
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,8 @@ pub struct Attachment {
     pub size: i64,
 }
 
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
 /// The largest attachment taken.
 const MAX_ATTACHMENT: u64 = 8 << 20;
 
@@ -92,6 +95,17 @@ fn nosniff(_: &Request, response: &mut Response) {
     response
         .headers_mut()
         .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+}
+
+/// Wraps every answer with the time the app took, for the browser's developer tools.
+fn timed(request: &Request, next: Next) -> Response {
+    let started = Instant::now();
+    let mut response = next.run(request);
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(timing) = HeaderValue::try_from(format!("app;dur={took:.3}")) {
+        response.headers_mut().insert(SERVER_TIMING, timing);
+    }
+    response
 }
 
 /// A redirect to a named route.
@@ -434,6 +448,7 @@ pub fn app(config: &Config) -> Result<impl gateway::Handler, DatabaseError> {
         .route_named("note", "/notes/{id}", get(show).delete(remove))
         .on_error(api_error);
     let router = Router::with_state(notes)
+        .layer(timed)
         .before(load_user)
         .after(nosniff)
         .route_named("index", "/", get(page).post(submit))

@@ -51,6 +51,12 @@ fn notes_are_added_by_form_once_logged_in_and_listed_escaped() {
         Some("text/html; charset=utf-8")
     );
     assert_eq!(empty.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        empty
+            .header("server-timing")
+            .is_some_and(|timing| timing.starts_with("app;dur=")),
+        "the timing layer wraps the page"
+    );
     let text = empty.text();
     assert!(text.contains("<title>Test notes</title>"));
     assert!(text.contains("No notes yet."));
