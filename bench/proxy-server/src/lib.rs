@@ -95,6 +95,9 @@ async fn echo(body: Bytes) -> String {
 pub fn router(templates: &str) -> Router {
     let mut environment = Environment::new();
     environment.set_loader(minijinja::path_loader(templates));
+    // As the SDK's Templates do: minijinja otherwise stats the file at every lookup, to
+    // reload it when it changes (its default, meant for development).
+    environment.set_auto_reload(false);
     let app = Arc::new(App {
         templates: environment,
         entries: Value::from(minijinja::value::Serde(
