@@ -20,6 +20,7 @@
 //! ```
 
 use gateway::database::{Database, DatabaseError, Transaction};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -178,20 +179,24 @@ fn page(request: &Request, notes: &Notes) -> Result<Html<String>, Error> {
         query: String,
         user: Option<String>,
     }
-    let mut attachments: Vec<Attachment> = notes.db.query(
+    let listed: Vec<Attachment> = notes.db.query(
         "SELECT id, note_id, name, content_type, size FROM attachments ORDER BY id",
         &[],
     )?;
+    // Grouped once by note, instead of a scan of every attachment per note.
+    let mut attachments: HashMap<i64, Vec<Attachment>> = HashMap::new();
+    for attachment in listed {
+        attachments
+            .entry(attachment.note_id)
+            .or_default()
+            .push(attachment);
+    }
     let shown = notes
         .search(&query)?
         .into_iter()
-        .map(|note| {
-            let (own, rest) = attachments.drain(..).partition(|a| a.note_id == note.id);
-            attachments = rest;
-            Shown {
-                note,
-                attachments: own,
-            }
+        .map(|note| Shown {
+            attachments: attachments.remove(&note.id).unwrap_or_default(),
+            note,
         })
         .collect();
     let page = Page {
