@@ -182,6 +182,17 @@ subtest 'hello, the environ and its types' => sub {
     is $env->{'wsgi.errors'}[0], 'ErrorStream', 'wsgi.errors is the bridge\'s log stream';
     is $env->{'gateway.runs_on'}[1], 'event_loop', 'the call was made on the event loop (and ran on a bridge thread)';
 
+    # The bridge makes each environ name's Python string once, for at most 512 names, as
+    # header names come from clients: 600 new names, then more, all still arrive.
+    for my $round (0 .. 6) {
+        my @headers = map { "X-N$round-$_: v$round-$_" } 1 .. 100;
+        $c = get($server, '/probe/environ', @headers);
+        $env = decode($c);
+        my @wrong = grep { ($env->{"HTTP_X_N${round}_$_"}[1] // '') ne "v$round-$_" } 1 .. 100;
+        is_deeply \@wrong, [], "round $round of 100 new header names: each in the environ, with its value";
+    }
+    is $env->{PATH_INFO}[1], '/environ', 'names known before the bound still map to their values';
+
     $c = get($server, '/pool/environ');
     is decode($c)->{'gateway.runs_on'}[1], 'thread_pool', 'on a gateway_thread_pool location the call runs on nginx\'s thread';
     my @loaded = log_lines($server, qr/\[info\] .*app "wsgi" WSGI app \S+ loaded in worker 0 \(Python 3\.\d+/);

@@ -2,12 +2,15 @@
 //! `wsgi.file_wrapper` (see [`crate::file_wrapper`]), `start_response` and the `write()`
 //! callable it returns.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gateway_abi::{self as abi, slice_from_abi};
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::file_wrapper::FileWrapper;
@@ -31,6 +34,30 @@ fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
+/// The environ's names as Python strings, made once: the same few dozen come with every
+/// request. Interned, their hash is computed once and the app's lookups with literal keys
+/// match by identity. Bounded, as header names come from clients.
+static NAMES: Mutex<Option<NameStrings>> = Mutex::new(None);
+type NameStrings = HashMap<Box<[u8]>, Py<PyString>>;
+const MAX_NAMES: usize = 512;
+
+/// The entries every environ has with the same value, copied into each.
+static CONSTANT_ENTRIES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+fn constant_entries(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    let entries = CONSTANT_ENTRIES.get_or_try_init(py, || {
+        let entries = PyDict::new(py);
+        entries.set_item("wsgi.version", (1, 0))?;
+        entries.set_item("wsgi.input_terminated", true)?;
+        entries.set_item("wsgi.multithread", true)?;
+        entries.set_item("wsgi.multiprocess", true)?;
+        entries.set_item("wsgi.run_once", false)?;
+        entries.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        Ok::<_, PyErr>(entries.unbind())
+    })?;
+    Ok(entries.bind(py))
+}
+
 /// Builds the environ of `request`, valid until the call completes.
 ///
 /// # Safety
@@ -40,18 +67,50 @@ pub unsafe fn environ<'py>(
     request: &abi::Request,
     link: &Arc<RequestLink>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let environ = PyDict::new(py);
+    let environ = constant_entries(py)?.copy()?;
     let mut scheme = None;
     // SAFETY: the caller vouches for the request; its pairs' bytes are valid until completion,
     // and are copied into Python strings here.
     let pairs = unsafe { slice_from_abi(request.environ, request.environ_len) };
-    for pair in pairs {
-        // SAFETY: as above.
-        let (name, value) = unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
-        if name == b"gateway.url_scheme" || (name == b"REQUEST_SCHEME" && scheme.is_none()) {
-            scheme = Some(value);
+    // SAFETY: as above.
+    let pairs: Vec<(&[u8], &[u8])> = pairs
+        .iter()
+        .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) })
+        .collect();
+    // Looked up under the lock, used after it: no Python code runs while it is held.
+    let known: Vec<Option<Bound<'py, PyString>>> = {
+        let names = lock(&NAMES);
+        pairs
+            .iter()
+            .map(|(name, _)| Some(names.as_ref()?.get(*name)?.bind(py).clone()))
+            .collect()
+    };
+    let mut new_names = Vec::new();
+    for ((name, value), known) in pairs.iter().zip(known) {
+        if *name == b"gateway.url_scheme" || (*name == b"REQUEST_SCHEME" && scheme.is_none()) {
+            scheme = Some(*value);
         }
-        environ.set_item(latin1_str(py, name), latin1_str(py, value))?;
+        let key = match known {
+            Some(key) => key,
+            None => {
+                let key = match std::str::from_utf8(name) {
+                    Ok(text) if text.is_ascii() => PyString::intern(py, text),
+                    _ => latin1_str(py, name),
+                };
+                new_names.push((*name, key.clone().unbind()));
+                key
+            }
+        };
+        environ.set_item(key, latin1_str(py, value))?;
+    }
+    if !new_names.is_empty() {
+        let mut names = lock(&NAMES);
+        let names = names.get_or_insert_with(HashMap::new);
+        for (name, key) in new_names {
+            if names.len() < MAX_NAMES {
+                names.entry(name.into()).or_insert(key);
+            }
+        }
     }
     // SAFETY: as above: the segments stay valid until completion, which `with_body` guards.
     let segments = unsafe { slice_from_abi(request.body, request.body_len) }.to_vec();
@@ -64,15 +123,13 @@ pub unsafe fn environ<'py>(
         pos: 0,
     };
     let scheme = match scheme {
-        Some(b"https") => "https",
-        _ => "http",
+        Some(b"https") => intern!(py, "https"),
+        _ => intern!(py, "http"),
     };
-    environ.set_item("wsgi.version", (1, 0))?;
-    environ.set_item("wsgi.url_scheme", scheme)?;
-    environ.set_item("wsgi.input", Py::new(py, input)?)?;
-    environ.set_item("wsgi.input_terminated", true)?;
+    environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    environ.set_item(intern!(py, "wsgi.input"), Py::new(py, input)?)?;
     environ.set_item(
-        "wsgi.errors",
+        intern!(py, "wsgi.errors"),
         Py::new(
             py,
             ErrorStream {
@@ -81,10 +138,6 @@ pub unsafe fn environ<'py>(
             },
         )?,
     )?;
-    environ.set_item("wsgi.multithread", true)?;
-    environ.set_item("wsgi.multiprocess", true)?;
-    environ.set_item("wsgi.run_once", false)?;
-    environ.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
     Ok(environ)
 }
 

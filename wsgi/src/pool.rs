@@ -1,6 +1,11 @@
 //! The bridge's own threads, where Python runs for calls made on nginx's event loop: each
 //! stays attached to the interpreter (one thread state for its life) and lets go of the GIL
-//! while it waits for work.
+//! only while it waits for work.
+//!
+//! They run under `SCHED_BATCH`: a job handed over does not preempt the event loop, which
+//! goes on with the rest of its ready events and hands over their jobs too; the thread then
+//! runs them one after the other. Without it, on a busy CPU each request cost two context
+//! switches (the loop preempted at every hand-over, the thread asleep after every job).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,6 +34,11 @@ impl Queue {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A job already queued, without waiting.
+    fn try_next(&self) -> Option<Job> {
+        self.lock().jobs.pop_front()
     }
 
     /// The next job; `None` once stopped and drained.
@@ -111,11 +121,21 @@ impl Pool {
 }
 
 fn run(queue: &Queue) {
+    yield_to_event_loop();
     Python::attach(|py| {
-        while let Some(job) = py.detach(|| queue.next()) {
+        // The GIL is let go only to wait: queued jobs run back to back.
+        while let Some(job) = queue.try_next().or_else(|| py.detach(|| queue.next())) {
             // A job that panics has its call failed by its own guard (see `Completion`); the
             // thread serves on.
             let _ = catch_unwind(AssertUnwindSafe(|| job(py)));
         }
     });
+}
+
+/// Puts the calling thread under `SCHED_BATCH` (no privilege needed), so that waking it never
+/// preempts nginx's event loop. Where that is refused (a seccomp filter), it stays as it was.
+fn yield_to_event_loop() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain system call on the calling thread (pid 0), with a valid parameter.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
 }

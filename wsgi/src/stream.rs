@@ -8,8 +8,9 @@ use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
 use gateway_abi::{self as abi, Bytes};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::link::{Completion, RequestLink};
 use crate::pep3333::lock;
@@ -110,7 +111,12 @@ impl PyBody {
 
 /// `close()` of what the app returned, if any; its error only goes to the log.
 pub fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>, link: &RequestLink) {
-    let closed = match iterable.getattr_opt("close") {
+    // A plain list or tuple has no close(); asking would raise and format an AttributeError
+    // (Python 3.11 has no lookup that does not), at each request of the commonest answer.
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return;
+    }
+    let closed = match iterable.getattr_opt(intern!(py, "close")) {
         Ok(Some(close)) => close.call0().map(drop),
         Ok(None) => Ok(()),
         Err(error) => Err(error),
