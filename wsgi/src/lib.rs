@@ -269,6 +269,12 @@ fn run_call(
     // Nothing is sent before the first non-empty chunk (PEP 3333), so an error until then
     // is still a clean 500.
     match python.pull(py, &link) {
+        // The first chunk has all the Content-Length allows (Flask's and werkzeug's bodies
+        // come so): nothing more is pulled (PEP 3333), so it goes out whole, as a list's does.
+        (Pulled::Chunk(first), Some(python)) if lock(&head).full() => {
+            python.close(py, &link);
+            respond_bytes(completion, &head, first)
+        }
         (Pulled::Chunk(first), Some(python)) => match OwnedHead::from_head(&lock(&head)) {
             Ok(owned) => stream::start(completion, owned, first, python, pool),
             Err(error) => {
