@@ -102,10 +102,15 @@ pub fn check_response_header(name: &[u8], value: &[u8]) -> Result<(), HeaderProb
     if !is_field_text(value) {
         return Err(HeaderProblem::Value);
     }
-    if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
+    if is_hop_by_hop(name) {
         return Err(HeaderProblem::HopByHop);
     }
     Ok(())
+}
+
+/// A hop-by-hop header: nginx manages its own, an app never sends one.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
 }
 
 /// Text allowed in a field value or reason phrase: no CR, LF, NUL or other controls but tab.

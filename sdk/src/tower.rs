@@ -54,7 +54,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{AbortHandle, Abortable};
-use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use tokio::runtime::Runtime;
 use tower_service::Service;
@@ -69,7 +68,7 @@ use crate::config::{Config, ConfigError};
 use crate::host::Host;
 use crate::logging::{self, Logger, Target};
 use crate::panic_report;
-use response::{BoxBody, BoxError, Outgoing};
+use response::{BoxError, Outgoing};
 
 /// Exports a tower service as the app of this library: `init` builds it once per nginx
 /// worker (and location) from the location's settings; `check`, if given, checks the
@@ -267,12 +266,16 @@ fn parse_duration(value: &str) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// A service's future, its type erased, answering a response whose body is boxed; `Err` is the
-/// message for the error log.
-type Pending = Pin<Box<dyn Future<Output = Result<http::Response<BoxBody>, String>> + Send>>;
+/// What a request's future came to: the response with its body prepared for the module, or
+/// the message for the error log.
+type Answer = Result<(http::response::Parts, response::Prepared), String>;
 
-/// Makes the future of one request.
-type Dispatch = Box<dyn Fn(http::Request<Body>) -> Pending + Send + Sync>;
+/// One request's future, its type erased: the service's, with its body prepared, inside the
+/// request's `tracing` scope and span. One allocation per request.
+type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+/// Makes the future of one request, with its logger and span.
+type Dispatch = Box<dyn Fn(http::Request<Body>, Logger, tracing::Span) -> Pending + Send + Sync>;
 
 fn erase<S, B>(service: S) -> Dispatch
 where
@@ -284,18 +287,20 @@ where
 {
     // A service need not be `Sync`: each request clones it (an `Arc` clone for a Router).
     let service = Mutex::new(service);
-    Box::new(move |request| {
+    Box::new(move |request, logger, span| {
         let mut service = service.lock().clone();
-        Box::pin(async move {
+        let work = async move {
             poll_fn(|cx| service.poll_ready(cx))
                 .await
                 .map_err(|error| format!("service not ready: {error}"))?;
-            let response = service
+            let (parts, body) = service
                 .call(request)
                 .await
-                .map_err(|error| format!("service failed: {error}"))?;
-            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
-        })
+                .map_err(|error| format!("service failed: {error}"))?
+                .into_parts();
+            Ok((parts, response::prepare(body).await?))
+        };
+        Box::pin(tracing_bridge::in_request(logger, work.instrument(span)))
     })
 }
 
@@ -372,13 +377,8 @@ impl Instance {
         *request.headers_mut() = environ::headers(&environ);
         request.extensions_mut().insert(environ);
         request.extensions_mut().insert(logger.clone());
-        let pending = (self.dispatch)(request);
-        let work = async move {
-            let (parts, body) = pending.await?.into_parts();
-            Ok::<_, String>((parts, response::prepare(body).await?))
-        };
-        let work = tracing_bridge::in_request(logger.clone(), work.instrument(span.clone()));
-        let mut work = CatchPanic::new("handler", Box::pin(work));
+        let pending = (self.dispatch)(request, logger.clone(), span.clone());
+        let mut work = CatchPanic::new("handler", pending);
 
         // The first poll runs here, on nginx's loop, in the runtime's context (so the service
         // may spawn, sleep or open sockets): most routes answer without waiting, and then the
@@ -415,7 +415,7 @@ impl Instance {
 }
 
 /// What a service's future came to: the response, its error, or its panic.
-type Outcome = Result<Result<(http::response::Parts, response::Prepared), String>, String>;
+type Outcome = Result<Answer, String>;
 
 /// Completes `call` with what its future came to.
 fn complete(
@@ -617,6 +617,7 @@ mod tests {
     #[test]
     fn a_router_is_called_through_its_erased_future() {
         use axum::extract::{Extension, Request};
+        use http_body_util::BodyExt;
         let router = axum::Router::new().route(
             "/x",
             axum::routing::post(
@@ -636,12 +637,12 @@ mod tests {
             .extensions_mut()
             .insert(Environ::from_pairs([("SCRIPT_NAME", "/api")]));
         let runtime = current_thread();
-        let response = runtime.block_on(dispatch(request)).unwrap();
-        assert_eq!(response.status(), 200);
-        let body = runtime
-            .block_on(response.into_body().collect())
-            .unwrap()
-            .to_bytes();
+        let answer = dispatch(request, Logger::new(Target::Stderr), tracing::Span::none());
+        let (parts, body) = runtime.block_on(answer).unwrap();
+        assert_eq!(parts.status, 200);
+        let response::Prepared::Bytes(body) = body else {
+            panic!("a whole body is sent as bytes");
+        };
         assert_eq!(body, "/api /x?a=1 payload");
     }
 
@@ -674,8 +675,13 @@ mod tests {
         let runtime = current_thread();
         let outcome = |ready| {
             let dispatch = erase(Broken { ready });
+            let request = http::Request::new(Body::empty());
             runtime
-                .block_on(dispatch(http::Request::new(Body::empty())))
+                .block_on(dispatch(
+                    request,
+                    Logger::new(Target::Stderr),
+                    tracing::Span::none(),
+                ))
                 .map(|_| ())
         };
         assert_eq!(outcome(true).unwrap_err(), "service failed: no database");

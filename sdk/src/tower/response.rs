@@ -21,7 +21,7 @@ use super::{tracing_bridge, CallHandle};
 use crate::abi;
 use crate::host::Host;
 use crate::logging::Logger;
-use crate::wire::{self, HeaderProblem};
+use crate::wire;
 
 /// The error type boxed bodies carry, as tower's `BoxError`.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -61,16 +61,25 @@ pub(crate) enum Prepared {
     Stream(Option<Bytes>, BoxBody),
 }
 
-/// Decides how to send `body` (see [`Plan`]), polling it as needed.
-pub(crate) async fn prepare(mut body: BoxBody) -> Result<Prepared, String> {
+/// Decides how to send `body` (see [`Plan`]), polling it as needed. Generic, so that a body
+/// sent as bytes is never boxed: only a streamed one is.
+pub(crate) async fn prepare<B>(body: B) -> Result<Prepared, String>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let failed = |error: BoxError| format!("response body failed: {error}");
     match plan(body.is_end_stream(), &body.size_hint()) {
         Plan::Empty => Ok(Prepared::Bytes(Bytes::new())),
         // Trailers are dropped: nginx sends none.
         Plan::Gather => Ok(Prepared::Bytes(
-            body.collect().await.map_err(failed)?.to_bytes(),
+            body.collect()
+                .await
+                .map_err(|error| failed(error.into()))?
+                .to_bytes(),
         )),
         Plan::Probe => {
+            let mut body = body.map_err(Into::into).boxed_unsync();
             // One poll only: a body whose first chunk is not ready yet (a timer, an event
             // source) is streamed at once, so the client has the headers meanwhile.
             let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
@@ -94,10 +103,7 @@ pub(crate) async fn prepare(mut body: BoxBody) -> Result<Prepared, String> {
 pub(crate) fn sendable_headers(mut headers: http::HeaderMap, size: &SizeHint) -> http::HeaderMap {
     let hop_by_hop: Vec<_> = headers
         .iter()
-        .filter(|(name, value)| {
-            wire::check_response_header(name.as_str().as_bytes(), value.as_bytes())
-                == Err(HeaderProblem::HopByHop)
-        })
+        .filter(|(name, _)| wire::is_hop_by_hop(name.as_str().as_bytes()))
         .map(|(name, _)| name.clone())
         .collect();
     for name in hop_by_hop {
