@@ -496,7 +496,11 @@ subtest 'the slow-request warning' => sub {
 subtest 'gauges while a call runs, back to 0 after' => sub {
     my $before = status($server);
     my $c = send_request($server, '/pool/sleep?ms=3000');
-    my ($doc, $held) = wait_status($server, sub { $_[0]{thread_pools}{default}{running} == 1 }, 5);
+    # A status document is read counter by counter, not as one snapshot: the call may start
+    # between its in_flight and its pool's running being read, so both are waited for.
+    my ($doc, $held) = wait_status($server, sub {
+        $_[0]{thread_pools}{default}{running} == 1 && $_[0]{apps}{stream}{in_flight} == 1
+    }, 5);
     ok $held, 'the pool shows the call running';
     is $doc->{apps}{stream}{in_flight}, 1, 'stream: 1 call in flight';
     is $doc->{thread_pools}{default}{queued}, 0, 'nothing queued';
@@ -636,7 +640,10 @@ CONF
     ok $ok, 'the first call runs on the only thread';
     my $queued = send_request($server, '/tiny/sleep?ms=2000');
     my $doc;
-    ($doc, $ok) = wait_status($server, sub { $_[0]{thread_pools}{tiny}{queued} == 1 }, 5);
+    # As above: both counters waited for, the document being no snapshot.
+    ($doc, $ok) = wait_status($server, sub {
+        $_[0]{thread_pools}{tiny}{queued} == 1 && $_[0]{apps}{stream}{in_flight} == 2
+    }, 5);
     ok $ok, 'the second waits in the only queue slot';
     is $doc->{apps}{stream}{in_flight}, 2, 'stream: 2 calls in flight (one running, one queued)';
     my @refused = map { get($server, '/tiny/sleep?ms=0') } 1 .. 2;
