@@ -334,6 +334,16 @@ subtest 'a Content-Length shorter than the body: that many bytes are sent (PEP 3
         is $pulled->() - $before, 3, '... no chunk made past the 3 that reach it: the bridge stopped iterating'
             if $how eq 'stream';
     }
+    # The first chunk fills the Content-Length (Flask's bodies come so): sent as it is, or
+    # cut, with nothing more pulled and the body closed once.
+    for my $length (1009, 500) {
+        my $before = $pulled->();
+        my $c = get($server, "/probe/long?how=stream&length=$length");
+        is "$c->{status} " . length($c->{body}), "200 $length", "stream: a first chunk of 1009 bytes with a Content-Length of $length"
+            or diag describe($c);
+        ok $c->{body} eq substr($full, 0, $length), "... the body's first $length";
+        is $pulled->() - $before, 1, '... only the first chunk made';
+    }
     my @raised = log_lines($server, qr/probe: write\(\) raised ValueError: write\(\) past the response's Content-Length of 2500 bytes: 527 of the 1009 bytes given are not sent/);
     is scalar @raised, 1, 'write() past the Content-Length raised ValueError in the app, naming what was not sent';
     my $c = get($server, '/probe/long?how=stream&length=0');
@@ -391,6 +401,16 @@ subtest 'exceptions, SystemExit, bad status lines and headers' => sub {
     my @lines = log_lines($server, qr/\[error\] .*app "wsgi" probe (says hello on wsgi\.errors|line one|line two|partial) \(request $hex32\)/);
     is scalar @lines, 4, '... each line (write, writelines, flush) an error log entry with the request id' or diag @lines;
     finish($server, 'exceptions');
+};
+
+subtest 'bridge threads, and threads the app starts, run under SCHED_BATCH' => sub {
+    my $server = start();
+    my $c = get($server, '/probe/sched');
+    my $sched = decode($c);
+    is "$sched->{bridge} $sched->{started}", "$sched->{batch} $sched->{batch}",
+        "os.sched_getscheduler() is SCHED_BATCH ($sched->{batch}) on the bridge thread and on a thread the app starts"
+        or diag describe($c);
+    finish($server, 'sched');
 };
 
 subtest 'C extensions load: markupsafe._speedups' => sub {

@@ -4,6 +4,7 @@ bridge serves it. `validated.py` serves the same routes through wsgiref.validate
 import hashlib
 import io
 import json
+import os
 import tempfile
 import sys
 import threading
@@ -211,6 +212,15 @@ def application(environ, start_response):
     if path == "/sleep":
         time.sleep(float(query.get("s", "0.2")))
         return _text(start_response, "slept\n")
+
+    if path == "/sched":
+        # The scheduling policy of the bridge thread calling the app, and of a thread it starts.
+        started = []
+        thread = threading.Thread(target=lambda: started.append(os.sched_getscheduler(0)))
+        thread.start()
+        thread.join()
+        return _json(start_response, {"bridge": os.sched_getscheduler(0), "started": started[0],
+                                      "batch": os.SCHED_BATCH})
 
     if path == "/speedups":
         import markupsafe
