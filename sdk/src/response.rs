@@ -21,16 +21,20 @@ impl<B: Into<Body>> IntoResponse for http::Response<B> {
     }
 }
 
-fn with_content_type(body: Body, content_type: &'static str) -> Response {
+fn with_content_type(body: Body, content_type: HeaderValue) -> Response {
     let mut response = Response::new(body);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
     response
 }
 
-const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
-const OCTET_STREAM: &str = "application/octet-stream";
+// Checked once, at compile time, rather than byte by byte in every response.
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+
+/// The buffer a [`Json`] body is serialized into starts this large.
+const JSON_CAPACITY: usize = 1024;
 
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {
@@ -126,8 +130,11 @@ pub struct Json<T>(pub T);
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(bytes) => with_content_type(bytes.into(), "application/json"),
+        // Room for a typical API answer up front: serde_json's 128 bytes would regrow
+        // (and copy) a few times for anything longer.
+        let mut bytes = Vec::with_capacity(JSON_CAPACITY);
+        match serde_json::to_writer(&mut bytes, &self.0) {
+            Ok(()) => with_content_type(bytes.into(), APPLICATION_JSON),
             Err(error) => {
                 crate::Error::internal(format!("serializing the JSON response failed: {error}"))
                     .into_response()
@@ -142,7 +149,7 @@ pub struct Html<T>(pub T);
 
 impl<T: Into<Body>> IntoResponse for Html<T> {
     fn into_response(self) -> Response {
-        with_content_type(self.0.into(), "text/html; charset=utf-8")
+        with_content_type(self.0.into(), TEXT_HTML)
     }
 }
 
