@@ -73,22 +73,19 @@ pub unsafe fn environ<'py>(
     // and are copied into Python strings here.
     let pairs = unsafe { slice_from_abi(request.environ, request.environ_len) };
     // SAFETY: as above.
-    let pairs: Vec<(&[u8], &[u8])> = pairs
-        .iter()
-        .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) })
-        .collect();
+    let bytes_of = |pair: &abi::Pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) };
     // Looked up under the lock, used after it: no Python code runs while it is held.
     let known: Vec<Option<Bound<'py, PyString>>> = {
         let names = lock(&NAMES);
         pairs
             .iter()
-            .map(|(name, _)| Some(names.as_ref()?.get(*name)?.bind(py).clone()))
+            .map(|pair| Some(names.as_ref()?.get(bytes_of(pair).0)?.bind(py).clone()))
             .collect()
     };
     let mut new_names = Vec::new();
-    for ((name, value), known) in pairs.iter().zip(known) {
-        if *name == b"gateway.url_scheme" || (*name == b"REQUEST_SCHEME" && scheme.is_none()) {
-            scheme = Some(*value);
+    for ((name, value), known) in pairs.iter().map(bytes_of).zip(known) {
+        if name == b"gateway.url_scheme" || (name == b"REQUEST_SCHEME" && scheme.is_none()) {
+            scheme = Some(value);
         }
         let key = match known {
             Some(key) => key,
@@ -97,7 +94,7 @@ pub unsafe fn environ<'py>(
                     Ok(text) if text.is_ascii() => PyString::intern(py, text),
                     _ => latin1_str(py, name),
                 };
-                new_names.push((*name, key.clone().unbind()));
+                new_names.push((name, key.clone().unbind()));
                 key
             }
         };
