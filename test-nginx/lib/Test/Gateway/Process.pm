@@ -47,12 +47,22 @@ sub wait_for_exit {
 
 # Stops the nginx master $pid: graceful QUIT, then TERM, then KILL of its process group.
 # Returns 'gone' (it had exited), 'stopped' (it quit on QUIT), 'terminated' (a worker did
-# not quit within 10 s, kept by a request that never ended: TERM ended it) or 'killed'.
+# not quit within 10 s times $patience, kept by a request that never ended: TERM ended it)
+# or 'killed'. $patience (default 1) stretches the wait for a slow nginx, as under valgrind,
+# whose processes check their heap as they exit.
+#
+# QUIT is sent again every 2 s until then. Under valgrind a signal that arrives while nginx
+# runs is delivered only at its next blocking system call: when that is an epoll_wait with
+# no timer pending, nginx sleeps there with its quit flag set, until a second signal wakes
+# it. A worker that is already shutting down takes a repeated QUIT as nothing new.
 sub stop_pid {
-    my $pid = shift;
+    my ($pid, $patience) = @_;
     return 'gone' unless alive($pid);
-    kill QUIT => $pid;
-    return 'stopped' if wait_for_exit($pid, 10);
+    my $deadline = time + 10 * ($patience // 1);
+    while (time < $deadline) {
+        kill QUIT => $pid;
+        return 'stopped' if wait_for_exit($pid, 2);
+    }
     kill TERM => $pid;
     return 'terminated' if wait_for_exit($pid, 2);
     kill KILL => -$pid, $pid;

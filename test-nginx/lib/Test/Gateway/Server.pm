@@ -214,7 +214,7 @@ sub pid_from_file {
 sub stop_nginx {
     my $server = shift;
     @running = grep { $_ != $server } @running;
-    return stop_pid($server->{pid});
+    return stop_pid($server->{pid}, patience());
 }
 
 # Reloads the configuration: HUP to the master, or with command => 1 `nginx -s reload`
