@@ -10,13 +10,14 @@
 use std::io;
 use std::net::SocketAddr;
 
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::StatusCode;
 
 use crate::handler::Handler;
 use crate::local::{collect, Collected, LocalRequest};
 use crate::logging::Target;
 use crate::panic_report;
+use crate::response::TEXT_HTML;
 
 /// The development error page; minijinja escapes every value (the name ends in `.html`).
 const ERROR_PAGE: &str = r#"<!doctype html>
@@ -58,10 +59,7 @@ fn answer(handler: &dyn Handler, local: &LocalRequest) -> Collected {
         })
         .unwrap_or_else(|error| format!("the error page failed: {error}"));
     let mut headers = http::HeaderMap::new();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    headers.insert(CONTENT_TYPE, TEXT_HTML);
     Collected {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         headers,

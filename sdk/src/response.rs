@@ -31,7 +31,7 @@ fn with_content_type(body: Body, content_type: HeaderValue) -> Response {
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
-const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+pub(crate) const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 
 /// The buffer a [`Json`] body is serialized into starts this large.
 const JSON_CAPACITY: usize = 1024;
